@@ -1,0 +1,302 @@
+#![doc = include_str!("../README.md")]
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn, missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+#[cfg(test)]
+extern crate std;
+
+mod class;
+mod lock;
+mod memory;
+mod page;
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr::{self, NonNull};
+
+pub use class::{ClassStats, CLASSES};
+pub use memory::{Memory, Region, WasmMemory, PAGE_LIMIT, PAGE_SIZE};
+
+use class::{class_of, SizeClasses};
+use lock::Lock;
+use page::{align_in_pages, pages_for, PageMap};
+
+/// The allocator: power-of-two size classes of 8 B to 32 KiB over a bitmap of free
+/// 64 KiB pages, over a [`Memory`] (by default wasm's memory 0).
+///
+/// # Example
+/// ```no_run
+/// #[global_allocator]
+/// static ALLOC: wasm_alloc::WasmAllocator = wasm_alloc::WasmAllocator::new();
+/// # fn main() {}
+/// ```
+pub struct WasmAllocator<M: Memory = WasmMemory> {
+    state: Lock<State<M>>,
+}
+
+/// Everything behind the allocator's lock.
+struct State<M> {
+    memory: M,
+    pages: PageMap,
+    classes: SizeClasses,
+}
+
+impl WasmAllocator<WasmMemory> {
+    /// An allocator over wasm's memory 0, for `#[global_allocator]`. It takes no memory
+    /// until the first allocation.
+    pub const fn new() -> Self {
+        Self::with_memory(WasmMemory::new())
+    }
+}
+
+impl Default for WasmAllocator<WasmMemory> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<M: Memory> WasmAllocator<M> {
+    /// An allocator over any [`Memory`], such as a [`Region`] of memory the caller owns.
+    pub const fn with_memory(memory: M) -> Self {
+        WasmAllocator {
+            state: Lock::new(State { memory, pages: PageMap::new(), classes: SizeClasses::new() }),
+        }
+    }
+
+    /// Where the memory went: pages obtained and free, and for each size class the bytes
+    /// it holds and the bytes of those not in use. Computed on demand by walking the
+    /// free lists and the bitmap (nothing is counted on the allocation fast path), so
+    /// call it when you want to know, not in a loop.
+    pub fn stats(&self) -> Stats {
+        self.state.with(|state| {
+            let (grow_calls, pages_obtained) = state.pages.growth();
+            Stats {
+                grow_calls,
+                pages_obtained,
+                pages_free: state.pages.free_pages(),
+                classes: state.classes.stats(),
+            }
+        })
+    }
+}
+
+impl<M: Memory> State<M> {
+    #[inline]
+    fn alloc(&mut self, layout: Layout) -> Option<Run> {
+        match class_of(layout.size(), layout.align()) {
+            Some(class) => {
+                let slot = match self.classes.pop(class) {
+                    Some(slot) => slot,
+                    None => {
+                        self.claim_initial_heap();
+                        self.classes.refill(&self.memory, &mut self.pages, class)?
+                    }
+                };
+                Some(Run { ptr: slot, zeroed: false })
+            }
+            None => {
+                self.claim_initial_heap();
+                alloc_pages(&self.memory, &mut self.pages, layout)
+            }
+        }
+    }
+
+    /// On the first slow path: the initial heap's whole pages go to the page layer, the
+    /// bytes before its first page boundary to the size classes.
+    fn claim_initial_heap(&mut self) {
+        let fragment = self.pages.claim_initial_heap(&self.memory);
+        self.classes.adopt_fragment(self.memory.ptr(fragment.start)..self.memory.ptr(fragment.end));
+    }
+
+    /// # Safety
+    /// `ptr` was allocated by this state with `layout` and is not used any more.
+    #[inline]
+    unsafe fn dealloc(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        match class_of(layout.size(), layout.align()) {
+            // SAFETY: the caller's contract: the slot came from this class.
+            Some(class) => unsafe { self.classes.push(class, ptr) },
+            None => dealloc_pages(&self.memory, &mut self.pages, ptr, layout.size()),
+        }
+    }
+
+    /// Resizes in place when the block need not move: the same slot class, or whole
+    /// pages the page layer can shrink or extend.
+    fn resize_in_place(&mut self, ptr: NonNull<u8>, layout: Layout, new_size: usize) -> bool {
+        match (class_of(layout.size(), layout.align()), class_of(new_size, layout.align())) {
+            (Some(old), Some(new)) => old == new,
+            (None, None) => resize_pages(&self.memory, &mut self.pages, ptr, layout.size(), new_size),
+            _ => false,
+        }
+    }
+}
+
+/// A block handed out, and whether its bytes are known to be zero already.
+struct Run {
+    ptr: NonNull<u8>,
+    zeroed: bool,
+}
+
+/// Whole pages for a layout: the page count it needs, aligned as it asks.
+fn alloc_pages<M: Memory>(memory: &M, pages: &mut PageMap, layout: Layout) -> Option<Run> {
+    let run = pages.alloc(memory, pages_for(layout.size()), align_in_pages(layout.align()))?;
+    let ptr = NonNull::new(memory.ptr(run.start * PAGE_SIZE))?;
+    Some(Run { ptr, zeroed: run.zeroed })
+}
+
+fn dealloc_pages<M: Memory>(memory: &M, pages: &mut PageMap, ptr: NonNull<u8>, size: usize) {
+    let start = memory.offset(ptr.as_ptr()) / PAGE_SIZE;
+    pages.release(memory, start..start + pages_for(size));
+}
+
+fn resize_pages<M: Memory>(
+    memory: &M,
+    pages: &mut PageMap,
+    ptr: NonNull<u8>,
+    old: usize,
+    new: usize,
+) -> bool {
+    let start = memory.offset(ptr.as_ptr()) / PAGE_SIZE;
+    pages.resize(memory, start, pages_for(old), pages_for(new))
+}
+
+/// Allocation through the trait: nulls for failure, and the copy fallback of `realloc`
+/// outside the lock, so other threads are not held up by a large copy.
+macro_rules! global_alloc_via_state {
+    () => {
+        #[inline]
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            self.state.with(|state| state.alloc(layout)).map_or(ptr::null_mut(), |run| run.ptr.as_ptr())
+        }
+
+        #[inline]
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            let Some(run) = self.state.with(|state| state.alloc(layout)) else {
+                return ptr::null_mut();
+            };
+            if !run.zeroed {
+                // SAFETY: the block was just allocated with at least `layout.size()` bytes.
+                unsafe { run.ptr.as_ptr().write_bytes(0, layout.size()) };
+            }
+            run.ptr.as_ptr()
+        }
+
+        #[inline]
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            let Some(ptr) = NonNull::new(ptr) else { return };
+            // SAFETY: the trait's contract: `ptr` came from this allocator with `layout`.
+            self.state.with(|state| unsafe { state.dealloc(ptr, layout) })
+        }
+
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            let (Some(old), Ok(new_layout)) =
+                (NonNull::new(ptr), Layout::from_size_align(new_size, layout.align()))
+            else {
+                return ptr::null_mut();
+            };
+            if self.state.with(|state| state.resize_in_place(old, layout, new_size)) {
+                return ptr;
+            }
+            // SAFETY: `new_layout` is a valid layout of non-zero size (the trait's
+            // contract for `realloc`).
+            let new = unsafe { self.alloc(new_layout) };
+            if !new.is_null() {
+                // SAFETY: both blocks are live, distinct, and at least this long.
+                unsafe { ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size)) };
+                // SAFETY: the caller's contract: `ptr` is live with `layout`; the bytes
+                // were copied and the old block is not used again.
+                unsafe { self.dealloc(ptr, layout) };
+            }
+            new
+        }
+    };
+}
+
+// SAFETY: blocks come from the size classes (slots aligned to their size, which is at
+// least the layout's size and alignment) or from whole pages (page-aligned, aligned to the
+// layout's alignment in pages, `pages_for(size)` pages long); the bitmap and free lists
+// never hand out a block twice; every access to the state holds the lock.
+unsafe impl<M: Memory + Send> GlobalAlloc for WasmAllocator<M> {
+    global_alloc_via_state!();
+}
+
+/// Where memory went: see [`WasmAllocator::stats`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// `memory.grow` calls the allocator made.
+    pub grow_calls: usize,
+    /// 64 KiB pages the allocator obtained from memory, including the initial heap's.
+    pub pages_obtained: usize,
+    /// Of those, pages free in the page bitmap (not held by a class or a big block).
+    pub pages_free: usize,
+    /// Per size class, smallest first: bytes held and bytes free.
+    pub classes: [ClassStats; CLASSES],
+}
+
+/// The page layer alone: every allocation takes whole 64 KiB pages (like Zig's
+/// `WasmPageAllocator`). For programs that allocate few, large blocks.
+///
+/// # Example
+/// ```no_run
+/// #[global_allocator]
+/// static ALLOC: wasm_alloc::PageAllocator = wasm_alloc::PageAllocator::new();
+/// # fn main() {}
+/// ```
+pub struct PageAllocator<M: Memory = WasmMemory> {
+    state: Lock<PageState<M>>,
+}
+
+struct PageState<M> {
+    memory: M,
+    pages: PageMap,
+}
+
+impl PageAllocator<WasmMemory> {
+    /// A page allocator over wasm's memory 0.
+    pub const fn new() -> Self {
+        Self::with_memory(WasmMemory::new())
+    }
+}
+
+impl Default for PageAllocator<WasmMemory> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<M: Memory> PageAllocator<M> {
+    /// A page allocator over any [`Memory`].
+    pub const fn with_memory(memory: M) -> Self {
+        PageAllocator { state: Lock::new(PageState { memory, pages: PageMap::new() }) }
+    }
+}
+
+impl<M: Memory> PageState<M> {
+    fn alloc(&mut self, layout: Layout) -> Option<Run> {
+        // Whole pages only: the part of the initial heap before its first page boundary
+        // is left unused.
+        self.pages.claim_initial_heap(&self.memory);
+        alloc_pages(&self.memory, &mut self.pages, layout)
+    }
+
+    /// # Safety
+    /// `ptr` was allocated by this state with `layout` and is not used any more.
+    unsafe fn dealloc(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        dealloc_pages(&self.memory, &mut self.pages, ptr, layout.size())
+    }
+
+    fn resize_in_place(&mut self, ptr: NonNull<u8>, layout: Layout, new_size: usize) -> bool {
+        resize_pages(&self.memory, &mut self.pages, ptr, layout.size(), new_size)
+    }
+}
+
+// SAFETY: every block is `pages_for(size)` whole pages from the bitmap, page-aligned and
+// aligned to the layout's alignment in pages; every access to the state holds the lock.
+unsafe impl<M: Memory + Send> GlobalAlloc for PageAllocator<M> {
+    global_alloc_via_state!();
+}
+
+#[cfg(test)]
+mod testing;
+#[cfg(test)]
+mod tests;

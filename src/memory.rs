@@ -1,0 +1,284 @@
+//! Where pages come from: the [`Memory`] trait with the semantics of wasm's
+//! `memory.size` / `memory.grow`, the wasm backend [`WasmMemory`], and [`Region`], a
+//! fixed block of memory the caller owns (host tests, Miri, fuzzing, embedded `no_std`).
+
+use core::cell::Cell;
+use core::ops::Range;
+use core::ptr::NonNull;
+
+/// The wasm page size: 64 KiB, the unit of `memory.grow`, and so of the page layer.
+pub const PAGE_SIZE: usize = 64 * 1024;
+
+/// Pages 0..`PAGE_LIMIT` are the only ones the allocator ever hands out.
+///
+/// Two bounds meet here. The page holding the last byte of the address space
+/// (`usize::MAX / PAGE_SIZE` on wasm32: page 65535) is never handed out, because Rust
+/// forbids an allocation that includes that byte. And the bitmaps cover only
+/// [`BITMAP_PAGES`] pages, which matters only on 64-bit hosts.
+pub const PAGE_LIMIT: usize = {
+    let addressable = usize::MAX / PAGE_SIZE;
+    if addressable < BITMAP_PAGES {
+        addressable
+    } else {
+        BITMAP_PAGES
+    }
+};
+
+/// Pages the two bitmaps can describe: 2048 in the conventional bitmap plus one page of
+/// bits (64 KiB × 8 = 524,288) in the extended one; more than wasm32's 65,536 pages.
+pub(crate) const BITMAP_PAGES: usize = 2048 + PAGE_SIZE * 8;
+
+/// A linear memory that grows in 64 KiB pages, like wasm's memory 0.
+///
+/// # Safety
+/// Implementors promise, for as long as the value lives:
+/// - `size()` never decreases, and pages `0..size()` stay valid for reads and writes;
+/// - a successful `grow(n)` returns the old size `s`, and pages `s..s + n` are zero and
+///   belong to the caller of `grow` alone (nobody else reads or writes them);
+/// - `ptr(offset)` points at byte `offset` of the memory, with provenance over the
+///   whole memory, so pointers into pages handed out this way may be written;
+/// - `take_initial_heap` returns a byte range only once per memory (for wasm's memory 0:
+///   once per module), the range is zero, lies in `0..size() * PAGE_SIZE`, and nothing
+///   else uses it.
+pub unsafe trait Memory {
+    /// The current size in pages (`memory.size`).
+    fn size(&self) -> usize;
+
+    /// Grows the memory by `delta` pages and returns the old size in pages, or `None`
+    /// when the memory cannot grow that far (`memory.grow` returned -1).
+    fn grow(&self, delta: usize) -> Option<usize>;
+
+    /// A pointer to byte `offset` of the memory.
+    fn ptr(&self, offset: usize) -> *mut u8;
+
+    /// The byte offset of `ptr` within the memory (the inverse of [`Memory::ptr`]).
+    fn offset(&self, ptr: *const u8) -> usize;
+
+    /// Memory that exists before any growth and that nobody uses yet, as byte offsets:
+    /// for wasm, from `__heap_base` to the end of the initial memory. `Some` at most once.
+    fn take_initial_heap(&self) -> Option<Range<usize>>;
+}
+
+/// Memory 0 of the running wasm module, through `memory.size` and `memory.grow`.
+///
+/// On targets other than wasm32 it has no pages and cannot grow, so every allocation
+/// from an allocator over it returns null; use [`Region`] there.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WasmMemory;
+
+impl WasmMemory {
+    /// Memory 0. Any number of `WasmMemory` values may exist: they are all the same
+    /// memory, and the page layer only ever uses pages its own `grow` calls returned.
+    pub const fn new() -> Self {
+        WasmMemory
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+mod wasm {
+    use core::sync::atomic::{AtomicBool, Ordering};
+
+    /// Set once some allocator has taken the initial heap: there is one per module.
+    static INITIAL_HEAP_TAKEN: AtomicBool = AtomicBool::new(false);
+
+    extern "C" {
+        /// Defined by the linker: the first byte after the stack and static data.
+        static __heap_base: u8;
+    }
+
+    pub(super) fn size() -> usize {
+        core::arch::wasm32::memory_size(0)
+    }
+
+    pub(super) fn grow(delta: usize) -> Option<usize> {
+        match core::arch::wasm32::memory_grow(0, delta) {
+            usize::MAX => None,
+            old => Some(old),
+        }
+    }
+
+    pub(super) fn take_initial_heap() -> Option<core::ops::Range<usize>> {
+        if INITIAL_HEAP_TAKEN.swap(true, Ordering::Relaxed) {
+            return None;
+        }
+        let start = core::ptr::addr_of!(__heap_base) as usize;
+        let end = size().min(super::PAGE_LIMIT) * super::PAGE_SIZE;
+        (start < end).then_some(start..end)
+    }
+}
+
+// SAFETY: memory 0 only grows; `memory.grow` returns the old size and the new pages are
+// zero; only our own `grow` calls' pages are used. Offsets are addresses, and exposed
+// provenance is how wasm code refers to linear memory. The initial heap is taken once
+// per module (an atomic flag) and lies below the memory's size at that moment.
+#[cfg(target_arch = "wasm32")]
+unsafe impl Memory for WasmMemory {
+    #[inline]
+    fn size(&self) -> usize {
+        wasm::size()
+    }
+
+    #[inline]
+    fn grow(&self, delta: usize) -> Option<usize> {
+        wasm::grow(delta)
+    }
+
+    #[inline]
+    fn ptr(&self, offset: usize) -> *mut u8 {
+        core::ptr::with_exposed_provenance_mut(offset)
+    }
+
+    #[inline]
+    fn offset(&self, ptr: *const u8) -> usize {
+        ptr.expose_provenance()
+    }
+
+    fn take_initial_heap(&self) -> Option<Range<usize>> {
+        wasm::take_initial_heap()
+    }
+}
+
+// SAFETY: without wasm's memory 0 there are no pages and growth always fails, so no
+// pointer is ever derived from this memory.
+#[cfg(not(target_arch = "wasm32"))]
+unsafe impl Memory for WasmMemory {
+    fn size(&self) -> usize {
+        0
+    }
+
+    fn grow(&self, _delta: usize) -> Option<usize> {
+        None
+    }
+
+    fn ptr(&self, offset: usize) -> *mut u8 {
+        core::ptr::without_provenance_mut(offset)
+    }
+
+    fn offset(&self, ptr: *const u8) -> usize {
+        ptr.addr()
+    }
+
+    fn take_initial_heap(&self) -> Option<Range<usize>> {
+        None
+    }
+}
+
+/// A block of memory the caller owns, used as if it were a wasm memory that starts
+/// with `initial` pages and can grow up to `capacity` pages.
+///
+/// Pointers handed out are derived from the region's base pointer, so allocators over a
+/// region run under Miri with strict provenance. Growth zeroes the new pages, as
+/// `memory.grow` does, so the caller's buffer need not be zero.
+///
+/// # Example
+/// ```
+/// use core::alloc::{GlobalAlloc, Layout};
+/// use wasm_alloc::{Region, WasmAllocator, PAGE_SIZE};
+///
+/// let pages = 4;
+/// let layout = Layout::from_size_align(pages * PAGE_SIZE, PAGE_SIZE).unwrap();
+/// let base = unsafe { std::alloc::alloc(layout) };
+/// // SAFETY: `base` is 64 KiB aligned, valid for `pages` pages, and used by nothing else
+/// // until the allocator is gone.
+/// let alloc = WasmAllocator::with_memory(unsafe { Region::new(base, pages) });
+/// let p = unsafe { alloc.alloc(Layout::new::<u64>()) };
+/// assert!(!p.is_null());
+/// unsafe { alloc.dealloc(p, Layout::new::<u64>()) };
+/// drop(alloc);
+/// unsafe { std::alloc::dealloc(base, layout) };
+/// ```
+#[derive(Debug)]
+pub struct Region {
+    base: NonNull<u8>,
+    capacity: usize,
+    size: Cell<usize>,
+    initial_heap: Cell<Option<(usize, usize)>>,
+}
+
+impl Region {
+    /// A region of `capacity` pages at `base`, starting with no pages (every page is
+    /// obtained by growing). At most [`PAGE_LIMIT`] pages are used.
+    ///
+    /// # Safety
+    /// `base` is non-null, aligned to [`PAGE_SIZE`], valid for reads and writes of
+    /// `capacity * PAGE_SIZE` bytes, and used by nothing else for as long as the region
+    /// or any pointer allocated from it lives.
+    ///
+    /// # Panics
+    /// If `base` is null; if it is not aligned to [`PAGE_SIZE`], the first growth panics
+    /// (a `const fn` cannot look at an address).
+    pub const unsafe fn new(base: *mut u8, capacity: usize) -> Self {
+        let Some(base) = NonNull::new(base) else {
+            panic!("Region::new: base must not be null");
+        };
+        let capacity = if capacity < PAGE_LIMIT { capacity } else { PAGE_LIMIT };
+        Region { base, capacity, size: Cell::new(0), initial_heap: Cell::new(None) }
+    }
+
+    /// The same region, but starting as a wasm module starts: `initial` pages exist, and
+    /// bytes `heap_start..initial * PAGE_SIZE` of them are free for the allocator (what
+    /// lies below `heap_start` plays the part of the stack and static data).
+    ///
+    /// # Panics
+    /// If `initial` exceeds the capacity or `heap_start` lies beyond `initial` pages.
+    pub fn with_initial_heap(self, initial: usize, heap_start: usize) -> Self {
+        self.assert_aligned();
+        assert!(initial <= self.capacity, "Region: initial pages exceed capacity");
+        let end = initial * PAGE_SIZE;
+        assert!(heap_start <= end, "Region: heap start lies beyond the initial pages");
+        self.zero(heap_start..end);
+        self.size.set(initial);
+        self.initial_heap.set(Some((heap_start, end)));
+        self
+    }
+
+    /// The pages this region may grow to.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn assert_aligned(&self) {
+        assert!(self.base.as_ptr().addr() % PAGE_SIZE == 0, "Region: base must be 64 KiB aligned");
+    }
+
+    fn zero(&self, bytes: Range<usize>) {
+        // SAFETY: callers pass ranges within `capacity` pages, which `new`'s contract makes
+        // valid for writes, and that nobody else uses yet.
+        unsafe { self.ptr(bytes.start).write_bytes(0, bytes.end - bytes.start) };
+    }
+}
+
+// SAFETY: a `Region` owns its block exclusively (the contract of `new`), so moving it to
+// another thread moves that ownership; it is only used behind the allocator's lock.
+unsafe impl Send for Region {}
+
+// SAFETY: `size` only grows, up to `capacity`, and pages below it stay valid (the
+// contract of `new`); `grow` zeroes the new pages before handing them out; `ptr` derives
+// from `base`, whose provenance covers the whole block; the initial heap is a `Cell`
+// emptied by the first `take`, and was zeroed by `with_initial_heap`.
+unsafe impl Memory for Region {
+    fn size(&self) -> usize {
+        self.size.get()
+    }
+
+    fn grow(&self, delta: usize) -> Option<usize> {
+        self.assert_aligned();
+        let old = self.size.get();
+        let new = old.checked_add(delta).filter(|&new| new <= self.capacity)?;
+        self.zero(old * PAGE_SIZE..new * PAGE_SIZE);
+        self.size.set(new);
+        Some(old)
+    }
+
+    fn ptr(&self, offset: usize) -> *mut u8 {
+        self.base.as_ptr().wrapping_add(offset)
+    }
+
+    fn offset(&self, ptr: *const u8) -> usize {
+        ptr.addr().wrapping_sub(self.base.as_ptr().addr())
+    }
+
+    fn take_initial_heap(&self) -> Option<Range<usize>> {
+        self.initial_heap.take().map(|(start, end)| start..end)
+    }
+}
