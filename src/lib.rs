@@ -3,7 +3,7 @@
 #![deny(unsafe_op_in_unsafe_fn, missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 extern crate std;
 
 mod class;
@@ -82,7 +82,7 @@ impl<M: Memory> WasmAllocator<M> {
 
 impl<M: Memory> State<M> {
     #[inline]
-    fn alloc(&mut self, layout: Layout) -> Option<Run> {
+    fn alloc(&mut self, layout: Layout) -> Option<Block> {
         match class_of(layout.size(), layout.align()) {
             Some(class) => {
                 let slot = match self.classes.pop(class) {
@@ -92,7 +92,7 @@ impl<M: Memory> State<M> {
                         self.classes.refill(&self.memory, &mut self.pages, class)?
                     }
                 };
-                Some(Run { ptr: slot, zeroed: false })
+                Some(Block { ptr: slot, zeroed: false })
             }
             None => {
                 self.claim_initial_heap();
@@ -131,16 +131,16 @@ impl<M: Memory> State<M> {
 }
 
 /// A block handed out, and whether its bytes are known to be zero already.
-struct Run {
+struct Block {
     ptr: NonNull<u8>,
     zeroed: bool,
 }
 
 /// Whole pages for a layout: the page count it needs, aligned as it asks.
-fn alloc_pages<M: Memory>(memory: &M, pages: &mut PageMap, layout: Layout) -> Option<Run> {
+fn alloc_pages<M: Memory>(memory: &M, pages: &mut PageMap, layout: Layout) -> Option<Block> {
     let run = pages.alloc(memory, pages_for(layout.size()), align_in_pages(layout.align()))?;
     let ptr = NonNull::new(memory.ptr(run.start * PAGE_SIZE))?;
-    Some(Run { ptr, zeroed: run.zeroed })
+    Some(Block { ptr, zeroed: run.zeroed })
 }
 
 fn dealloc_pages<M: Memory>(memory: &M, pages: &mut PageMap, ptr: NonNull<u8>, size: usize) {
@@ -272,7 +272,7 @@ impl<M: Memory> PageAllocator<M> {
 }
 
 impl<M: Memory> PageState<M> {
-    fn alloc(&mut self, layout: Layout) -> Option<Run> {
+    fn alloc(&mut self, layout: Layout) -> Option<Block> {
         // Whole pages only: the part of the initial heap before its first page boundary
         // is left unused.
         self.pages.claim_initial_heap(&self.memory);
@@ -296,7 +296,8 @@ unsafe impl<M: Memory + Send> GlobalAlloc for PageAllocator<M> {
     global_alloc_via_state!();
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod testing;
-#[cfg(test)]
+// Host tests over a region; the wasm tests are in tests/.
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests;

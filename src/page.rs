@@ -400,5 +400,6 @@ impl PageMap {
     }
 }
 
-#[cfg(test)]
+// Host tests over a region; the wasm tests are in tests/.
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests;

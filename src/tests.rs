@@ -207,12 +207,11 @@ const SEEDS: u64 = if cfg!(miri) { 2 } else { 8 };
 
 #[test]
 fn model_test_plenty_of_memory() {
-    let run = ModelRun {
-        ops: OPS,
-        pages: if cfg!(miri) { 256 } else { 4096 },
-        max_size: 4 << 20,
-        max_align_log2: 20,
-        live_target: 200,
+    // Under Miri, every byte checked costs microseconds: smaller blocks, same shape.
+    let run = if cfg!(miri) {
+        ModelRun { ops: OPS, pages: 96, max_size: 256 << 10, max_align_log2: 18, live_target: 50 }
+    } else {
+        ModelRun { ops: OPS, pages: 4096, max_size: 4 << 20, max_align_log2: 20, live_target: 200 }
     };
     for seed in 0..SEEDS {
         model_test(seed, &run);
@@ -221,7 +220,11 @@ fn model_test_plenty_of_memory() {
 
 #[test]
 fn model_test_out_of_memory_often() {
-    let run = ModelRun { ops: OPS, pages: 48, max_size: 1 << 20, max_align_log2: 18, live_target: 400 };
+    let run = if cfg!(miri) {
+        ModelRun { ops: OPS, pages: 12, max_size: 128 << 10, max_align_log2: 17, live_target: 100 }
+    } else {
+        ModelRun { ops: OPS, pages: 48, max_size: 1 << 20, max_align_log2: 18, live_target: 400 }
+    };
     let mut ooms = 0;
     for seed in 100..100 + SEEDS {
         ooms += model_test(seed, &run);
