@@ -108,6 +108,18 @@ impl SizeClasses {
         NonNull::new(next)
     }
 
+    /// The head of `class`'s free list (null when empty), for the checked mode.
+    #[cfg_attr(not(feature = "checked"), allow(dead_code))]
+    pub(crate) fn head(&self, class: usize) -> *mut u8 {
+        self.free[class].cast()
+    }
+
+    /// Forgets `class`'s free list (its slots leak): the checked mode found it corrupt.
+    #[cfg_attr(not(feature = "checked"), allow(dead_code))]
+    pub(crate) fn forget_list(&mut self, class: usize) {
+        self.free[class] = ptr::null_mut();
+    }
+
     /// Returns a slot to its class's free list.
     ///
     /// # Safety

@@ -6,17 +6,20 @@
 #[cfg(all(test, not(target_arch = "wasm32")))]
 extern crate std;
 
+mod checked;
 mod class;
 mod lock;
 mod memory;
 mod page;
 
 use core::alloc::{GlobalAlloc, Layout};
+use core::ops::Range;
 use core::ptr::{self, NonNull};
 
 pub use class::{ClassStats, CLASSES};
 pub use memory::{Memory, Region, WasmMemory, PAGE_LIMIT, PAGE_SIZE};
 
+use checked::Checks;
 use class::{class_of, SizeClasses};
 use lock::Lock;
 use page::{align_in_pages, pages_for, PageMap};
@@ -39,6 +42,7 @@ struct State<M> {
     memory: M,
     pages: PageMap,
     classes: SizeClasses,
+    checks: Checks,
 }
 
 impl WasmAllocator<WasmMemory> {
@@ -59,7 +63,12 @@ impl<M: Memory> WasmAllocator<M> {
     /// An allocator over any [`Memory`], such as a [`Region`] of memory the caller owns.
     pub const fn with_memory(memory: M) -> Self {
         WasmAllocator {
-            state: Lock::new(State { memory, pages: PageMap::new(), classes: SizeClasses::new() }),
+            state: Lock::new(State {
+                memory,
+                pages: PageMap::new(),
+                classes: SizeClasses::new(),
+                checks: Checks::new(),
+            }),
         }
     }
 
@@ -85,27 +94,39 @@ impl<M: Memory> State<M> {
     fn alloc(&mut self, layout: Layout) -> Option<Block> {
         match class_of(layout.size(), layout.align()) {
             Some(class) => {
+                if !self.checks.list_is_sound(&self.memory, &self.classes, class) {
+                    self.classes.forget_list(class);
+                }
                 let slot = match self.classes.pop(class) {
                     Some(slot) => slot,
-                    None => {
-                        self.claim_initial_heap();
-                        self.classes.refill(&self.memory, &mut self.pages, class)?
-                    }
+                    None => self.refill(class)?,
                 };
+                self.checks.took_slot(&self.memory, slot, class);
                 Some(Block { ptr: slot, zeroed: false })
             }
             None => {
-                self.claim_initial_heap();
-                alloc_pages(&self.memory, &mut self.pages, layout)
+                self.start()?;
+                let block = alloc_pages(&self.memory, &mut self.pages, layout)?;
+                self.checks.took_pages(block.pages(&self.memory, layout.size()));
+                Some(block)
             }
         }
     }
 
-    /// On the first slow path: the initial heap's whole pages go to the page layer, the
-    /// bytes before its first page boundary to the size classes.
-    fn claim_initial_heap(&mut self) {
+    #[cold]
+    fn refill(&mut self, class: usize) -> Option<NonNull<u8>> {
+        self.start()?;
+        self.classes.refill(&self.memory, &mut self.pages, class)
+    }
+
+    /// Every slow path starts here. The first time, the initial heap's whole pages go to
+    /// the page layer and the bytes before its first page boundary to the size classes;
+    /// the checked mode takes its tag page. `None` when memory is exhausted.
+    fn start(&mut self) -> Option<()> {
         let fragment = self.pages.claim_initial_heap(&self.memory);
+        self.checks.took_fragment(fragment.clone());
         self.classes.adopt_fragment(self.memory.ptr(fragment.start)..self.memory.ptr(fragment.end));
+        self.checks.prepare(&self.memory, &mut self.pages).then_some(())
     }
 
     /// # Safety
@@ -113,9 +134,19 @@ impl<M: Memory> State<M> {
     #[inline]
     unsafe fn dealloc(&mut self, ptr: NonNull<u8>, layout: Layout) {
         match class_of(layout.size(), layout.align()) {
-            // SAFETY: the caller's contract: the slot came from this class.
-            Some(class) => unsafe { self.classes.push(class, ptr) },
-            None => dealloc_pages(&self.memory, &mut self.pages, ptr, layout.size()),
+            Some(class) => {
+                if self.checks.may_free_slot(&self.memory, &self.classes, ptr, class) {
+                    // SAFETY: the caller's contract: the slot came from this class.
+                    unsafe { self.classes.push(class, ptr) };
+                    self.checks.freed_slot(ptr, class);
+                }
+            }
+            None => {
+                if self.checks.may_free_pages(&self.memory, ptr, pages_for(layout.size())) {
+                    let pages = dealloc_pages(&self.memory, &mut self.pages, ptr, layout.size());
+                    self.checks.freed_pages(pages);
+                }
+            }
         }
     }
 
@@ -123,9 +154,17 @@ impl<M: Memory> State<M> {
     /// pages the page layer can shrink or extend.
     fn resize_in_place(&mut self, ptr: NonNull<u8>, layout: Layout, new_size: usize) -> bool {
         match (class_of(layout.size(), layout.align()), class_of(new_size, layout.align())) {
-            (Some(old), Some(new)) => old == new,
-            (None, None) => resize_pages(&self.memory, &mut self.pages, ptr, layout.size(), new_size),
-            _ => false,
+            (Some(old), new) => {
+                self.checks.may_free_slot(&self.memory, &self.classes, ptr, old) && new == Some(old)
+            }
+            (None, new) => {
+                let count = pages_for(layout.size());
+                if !self.checks.may_free_pages(&self.memory, ptr, count) {
+                    return false;
+                }
+                new.is_none()
+                    && resize_pages(&self.memory, &mut self.pages, &mut self.checks, ptr, count, new_size)
+            }
         }
     }
 }
@@ -136,6 +175,14 @@ struct Block {
     zeroed: bool,
 }
 
+impl Block {
+    /// The pages of a big block of `size` bytes.
+    fn pages<M: Memory>(&self, memory: &M, size: usize) -> Range<usize> {
+        let start = memory.offset(self.ptr.as_ptr()) / PAGE_SIZE;
+        start..start + pages_for(size)
+    }
+}
+
 /// Whole pages for a layout: the page count it needs, aligned as it asks.
 fn alloc_pages<M: Memory>(memory: &M, pages: &mut PageMap, layout: Layout) -> Option<Block> {
     let run = pages.alloc(memory, pages_for(layout.size()), align_in_pages(layout.align()))?;
@@ -143,48 +190,77 @@ fn alloc_pages<M: Memory>(memory: &M, pages: &mut PageMap, layout: Layout) -> Op
     Some(Block { ptr, zeroed: run.zeroed })
 }
 
-fn dealloc_pages<M: Memory>(memory: &M, pages: &mut PageMap, ptr: NonNull<u8>, size: usize) {
+/// Frees the pages of a big block; returns them.
+fn dealloc_pages<M: Memory>(memory: &M, pages: &mut PageMap, ptr: NonNull<u8>, size: usize) -> Range<usize> {
     let start = memory.offset(ptr.as_ptr()) / PAGE_SIZE;
-    pages.release(memory, start..start + pages_for(size));
+    let run = start..start + pages_for(size);
+    pages.release(memory, run.clone());
+    run
 }
 
+/// Resizes the big block at `ptr` from `old` pages to fit `new_size` bytes, in place.
 fn resize_pages<M: Memory>(
     memory: &M,
     pages: &mut PageMap,
+    checks: &mut Checks,
     ptr: NonNull<u8>,
     old: usize,
-    new: usize,
+    new_size: usize,
 ) -> bool {
     let start = memory.offset(ptr.as_ptr()) / PAGE_SIZE;
-    pages.resize(memory, start, pages_for(old), pages_for(new))
+    let new = pages_for(new_size);
+    if !pages.resize(memory, start, old, new) {
+        return false;
+    }
+    checks.freed_pages(start..start + old);
+    checks.took_pages(start..start + new);
+    true
 }
 
 /// Allocation through the trait: nulls for failure, and the copy fallback of `realloc`
 /// outside the lock, so other threads are not held up by a large copy.
 macro_rules! global_alloc_via_state {
+    (inherent) => {
+        /// Allocates under the lock; reports what the checked mode found (a write after
+        /// free) once the lock is released.
+        #[inline(always)]
+        fn alloc_block(&self, layout: Layout) -> Option<Block> {
+            let (block, misuse) = self.state.with(|state| (state.alloc(layout), state.checks.take_misuse()));
+            if let Some(misuse) = misuse {
+                checked::report(misuse, "alloc", None, layout);
+            }
+            block
+        }
+    };
     () => {
         #[inline]
         unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-            self.state.with(|state| state.alloc(layout)).map_or(ptr::null_mut(), |run| run.ptr.as_ptr())
+            self.alloc_block(layout).map_or(ptr::null_mut(), |block| block.ptr.as_ptr())
         }
 
         #[inline]
         unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-            let Some(run) = self.state.with(|state| state.alloc(layout)) else {
+            let Some(block) = self.alloc_block(layout) else {
                 return ptr::null_mut();
             };
-            if !run.zeroed {
+            if !block.zeroed {
                 // SAFETY: the block was just allocated with at least `layout.size()` bytes.
-                unsafe { run.ptr.as_ptr().write_bytes(0, layout.size()) };
+                unsafe { block.ptr.as_ptr().write_bytes(0, layout.size()) };
             }
-            run.ptr.as_ptr()
+            block.ptr.as_ptr()
         }
 
         #[inline]
         unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-            let Some(ptr) = NonNull::new(ptr) else { return };
-            // SAFETY: the trait's contract: `ptr` came from this allocator with `layout`.
-            self.state.with(|state| unsafe { state.dealloc(ptr, layout) })
+            let Some(block) = NonNull::new(ptr) else { return };
+            let misuse = self.state.with(|state| {
+                // SAFETY: the trait's contract: `ptr` came from this allocator with `layout`.
+                unsafe { state.dealloc(block, layout) };
+                state.checks.take_misuse()
+            });
+            if let Some(misuse) = misuse {
+                checked::report(misuse, "dealloc", Some(ptr.addr()), layout);
+            }
         }
 
         unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
@@ -193,7 +269,13 @@ macro_rules! global_alloc_via_state {
             else {
                 return ptr::null_mut();
             };
-            if self.state.with(|state| state.resize_in_place(old, layout, new_size)) {
+            let (in_place, misuse) = self
+                .state
+                .with(|state| (state.resize_in_place(old, layout, new_size), state.checks.take_misuse()));
+            if let Some(misuse) = misuse {
+                checked::report(misuse, "realloc", Some(ptr.addr()), layout);
+            }
+            if in_place {
                 return ptr;
             }
             // SAFETY: `new_layout` is a valid layout of non-zero size (the trait's
@@ -217,6 +299,10 @@ macro_rules! global_alloc_via_state {
 // never hand out a block twice; every access to the state holds the lock.
 unsafe impl<M: Memory + Send> GlobalAlloc for WasmAllocator<M> {
     global_alloc_via_state!();
+}
+
+impl<M: Memory> WasmAllocator<M> {
+    global_alloc_via_state!(inherent);
 }
 
 /// Where memory went: see [`WasmAllocator::stats`].
@@ -249,6 +335,7 @@ pub struct PageAllocator<M: Memory = WasmMemory> {
 struct PageState<M> {
     memory: M,
     pages: PageMap,
+    checks: Checks,
 }
 
 impl PageAllocator<WasmMemory> {
@@ -267,7 +354,7 @@ impl Default for PageAllocator<WasmMemory> {
 impl<M: Memory> PageAllocator<M> {
     /// A page allocator over any [`Memory`].
     pub const fn with_memory(memory: M) -> Self {
-        PageAllocator { state: Lock::new(PageState { memory, pages: PageMap::new() }) }
+        PageAllocator { state: Lock::new(PageState { memory, pages: PageMap::new(), checks: Checks::new() }) }
     }
 }
 
@@ -276,17 +363,27 @@ impl<M: Memory> PageState<M> {
         // Whole pages only: the part of the initial heap before its first page boundary
         // is left unused.
         self.pages.claim_initial_heap(&self.memory);
-        alloc_pages(&self.memory, &mut self.pages, layout)
+        if !self.checks.prepare(&self.memory, &mut self.pages) {
+            return None;
+        }
+        let block = alloc_pages(&self.memory, &mut self.pages, layout)?;
+        self.checks.took_pages(block.pages(&self.memory, layout.size()));
+        Some(block)
     }
 
     /// # Safety
     /// `ptr` was allocated by this state with `layout` and is not used any more.
     unsafe fn dealloc(&mut self, ptr: NonNull<u8>, layout: Layout) {
-        dealloc_pages(&self.memory, &mut self.pages, ptr, layout.size())
+        if self.checks.may_free_pages(&self.memory, ptr, pages_for(layout.size())) {
+            let pages = dealloc_pages(&self.memory, &mut self.pages, ptr, layout.size());
+            self.checks.freed_pages(pages);
+        }
     }
 
     fn resize_in_place(&mut self, ptr: NonNull<u8>, layout: Layout, new_size: usize) -> bool {
-        resize_pages(&self.memory, &mut self.pages, ptr, layout.size(), new_size)
+        let count = pages_for(layout.size());
+        self.checks.may_free_pages(&self.memory, ptr, count)
+            && resize_pages(&self.memory, &mut self.pages, &mut self.checks, ptr, count, new_size)
     }
 }
 
@@ -294,6 +391,10 @@ impl<M: Memory> PageState<M> {
 // aligned to the layout's alignment in pages; every access to the state holds the lock.
 unsafe impl<M: Memory + Send> GlobalAlloc for PageAllocator<M> {
     global_alloc_via_state!();
+}
+
+impl<M: Memory> PageAllocator<M> {
+    global_alloc_via_state!(inherent);
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]

@@ -218,13 +218,13 @@ impl PageMap {
     }
 
     /// Whether page `page` is free and ours.
-    #[cfg(test)]
+    #[cfg(all(test, not(target_arch = "wasm32")))]
     pub(crate) fn is_free(&self, page: usize) -> bool {
         self.word(page / WORD_BITS) >> (page % WORD_BITS) & 1 == 1
     }
 
     /// Where the extended bitmap lives, if it has been stolen yet.
-    #[cfg(test)]
+    #[cfg(all(test, not(target_arch = "wasm32")))]
     pub(crate) fn extended_bitmap(&self) -> *mut u64 {
         self.extended
     }
