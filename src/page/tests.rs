@@ -59,6 +59,27 @@ fn the_free_run_at_the_top_grows_by_only_the_missing_pages() {
 }
 
 #[test]
+fn memory_grows_ahead_by_an_eighth_and_keeps_the_rest_free() {
+    let memory = OwnedRegion::new(200);
+    let mut map = PageMap::new();
+    assert_eq!(alloc(&mut map, &memory, 64, 1), 0);
+    assert_eq!(memory.size(), 64, "nothing ahead of an empty memory");
+    assert_eq!(alloc(&mut map, &memory, 1, 1), 64);
+    assert_eq!((memory.size(), map.free_pages()), (73, 8), "1 page + 64/8 ahead");
+    for _ in 0..8 {
+        alloc(&mut map, &memory, 1, 1);
+    }
+    assert_eq!((memory.size(), map.growth().0), (73, 2), "served by the pages grown ahead");
+
+    // Near the cap, the pages ahead are dropped, never the request.
+    let memory = OwnedRegion::new(70);
+    let mut map = PageMap::new();
+    alloc(&mut map, &memory, 64, 1);
+    assert_eq!(alloc(&mut map, &memory, 6, 1), 64);
+    assert_eq!((memory.size(), map.free_pages()), (70, 0));
+}
+
+#[test]
 fn alignment_padding_from_growth_is_reused() {
     let memory = OwnedRegion::new(64);
     let mut map = PageMap::new();

@@ -73,7 +73,8 @@ impl Model {
         }
     }
 
-    fn grow(&mut self, delta: usize) -> bool {
+    /// One `memory.grow` call: whether it succeeds.
+    fn grow_once(&mut self, delta: usize) -> bool {
         let ok = self.size.checked_add(delta).is_some_and(|end| end <= self.cap);
         self.grows.push((delta, ok));
         if ok {
@@ -83,6 +84,19 @@ impl Model {
             self.size += delta;
         }
         ok
+    }
+
+    /// Growth for `needed` pages: memory grows ahead by an eighth of its size (at most
+    /// 256 pages, never past PAGE_LIMIT) when it can, else by exactly `needed`; the pages
+    /// ahead are free.
+    fn grow(&mut self, needed: usize) -> bool {
+        let old = self.size;
+        let ahead = (old >> 3).min(256).min(PAGE_LIMIT.saturating_sub(old.saturating_add(needed)));
+        if self.grow_once(needed + ahead) {
+            self.release(old + needed..old + needed + ahead);
+            return true;
+        }
+        ahead > 0 && self.grow_once(needed)
     }
 
     fn claim(&mut self) {
