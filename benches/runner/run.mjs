@@ -1,0 +1,454 @@
+#!/usr/bin/env node
+// Allocator benchmark runner (Node/V8, no npm dependencies).
+//
+//   node benches/runner/run.mjs --manifest target/bench/manifest.json [--quick]
+//
+// The manifest is written by benches/compare.rs (`cargo bench`): one wasm module per
+// allocator (same workloads, different #[global_allocator]) and the size-probe results.
+// Each workload runs in a fresh instance inside a fresh worker thread (so a hung peer can
+// be terminated), allocators interleaved round-robin, rotated every round. Reported: the
+// median time, its ratio to dlmalloc, peak memory (memory.buffer.byteLength at the end;
+// wasm memory never shrinks), wasm-alloc's own counters, heap efficiency, code size.
+// Writes a table to stdout and CSV + SVG into the output directory.
+
+import { readFileSync, writeFileSync, mkdirSync, existsSync, statSync } from 'node:fs';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { spawnSync } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const SELF = fileURLToPath(import.meta.url);
+
+// ------------------------------------------------------------------------------------
+// Worker: instantiate, call one workload, report.
+if (!isMainThread) {
+  const { module, fn, args, minPages, maxPages } = workerData;
+  const imports = {};
+  let memory = null;
+  if (minPages !== null) {
+    const desc = { initial: minPages };
+    if (maxPages) desc.maximum = Math.max(maxPages, minPages);
+    memory = new WebAssembly.Memory(desc);
+    imports.env = { memory };
+  } else if (maxPages) {
+    parentPort.postMessage({ fail: 'module exports its memory (not built with --import-memory): cannot cap it' });
+    process.exit(0);
+  }
+  const inst = new WebAssembly.Instance(module, imports);
+  const ex = inst.exports;
+  memory ??= ex.memory;
+  ex.bench_init();
+  let ret, err = null;
+  const t0 = performance.now();
+  try {
+    ret = ex[fn](...args);
+  } catch (e) {
+    err = e;
+  }
+  const ms = performance.now() - t0;
+  const out = { ms, bytes: memory.buffer.byteLength, nulls: ex.bench_nulls(), nullSize: ex.bench_null_size() >>> 0 };
+  out.heapBase = ex.__heap_base ? ex.__heap_base.value >>> 0 : null;
+  if (fn === 'wl_heap_eff' && ex.bench_he_first) out.first = ex.bench_he_first() >>> 0;
+  if (err) {
+    const len = ex.bench_err_len() >>> 0;
+    const msg = len ? Buffer.from(memory.buffer, ex.bench_err_ptr() >>> 0, len).toString('utf8') : '';
+    let reason;
+    if (msg) reason = 'panic: ' + msg.replace(/\s+/g, ' ');
+    else if (out.nulls) reason = `out of memory: null for ${out.nullSize} B, then trap`;
+    else reason = 'trap: ' + String(err.message || err);
+    out.fail = reason;
+  } else {
+    out.ret = typeof ret === 'number' ? (fn === 'wl_heap_eff' ? ret : ret >>> 0) : ret;
+  }
+  if (ex.bench_stat_grow_calls) {
+    try {
+      out.stats = {
+        grow_calls: ex.bench_stat_grow_calls() >>> 0,
+        pages_obtained: ex.bench_stat_pages_obtained() >>> 0,
+        pages_free: ex.bench_stat_pages_free() >>> 0,
+      };
+    } catch (e) {
+      out.stats = null;
+    }
+  }
+  parentPort.postMessage(out);
+  process.exit(0);
+}
+
+// ------------------------------------------------------------------------------------
+// Main thread. V8 compiles every function with TurboFan up front (--no-liftoff), so no
+// allocator is measured partly in baseline code; re-exec with the flag if it is missing.
+if (!process.execArgv.includes('--no-liftoff')) {
+  const r = spawnSync(process.execPath, ['--no-liftoff', ...process.execArgv, SELF, ...process.argv.slice(2)], { stdio: 'inherit' });
+  process.exit(r.status ?? 1);
+}
+
+const argv = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : dflt;
+};
+const QUICK = argv.includes('--quick') || /^(1|true|yes)$/i.test(process.env.BENCH_QUICK || '');
+const manifestPath = opt('--manifest', 'target/bench/manifest.json');
+const manifest = JSON.parse(readFileSync(manifestPath, 'utf8'));
+const ROUNDS = Number(opt('--rounds', QUICK ? 5 : 7));
+const TIMEOUT_MS = Number(opt('--timeout', QUICK ? 5 : 20)) * 1000; // heap-efficiency: 3x
+const ONLY = opt('--only', null); // comma-separated workload ids
+// Partial runs (--only, or fewer than 5 rounds) never overwrite the committed full results.
+const PARTIAL = !!ONLY || (!QUICK && ROUNDS < 5);
+const outDir = opt('--out', PARTIAL ? 'target/bench/partial' : manifest.out_dir || (QUICK ? 'target/bench/quick' : 'benches/results'));
+
+// Workloads: export name, arguments (seed first), quick arguments. See benches/README.md.
+const SEED = 0x5eed;
+const HE_CAP_MIB = 128; // talc's arena is 128 MiB too
+const WORKLOADS = [
+  { id: 'random-actions', fn: 'wl_random_actions', full: [SEED, 20], quick: [SEED, 6],
+    note: "talc's wasm-perf parameters: 100k actions/iteration" },
+  { id: 'vec-growth', fn: 'wl_vec_growth', full: [SEED + 1, 32, 3], quick: [SEED + 1, 16, 2],
+    note: 'Vec<u32>/String/64 Vec<u8> grown by push' },
+  { id: 'churn', fn: 'wl_churn', full: [SEED + 2, 2_000_000], quick: [SEED + 2, 600_000],
+    note: 'BTreeMap/HashMap/String, 8..256 B values' },
+  { id: 'json', fn: 'wl_json', full: [SEED + 3, 4096, 3], quick: [SEED + 3, 2048, 2],
+    note: 'serde_json parse + serialize, 4 MiB document' },
+  { id: 'fragmentation', fn: 'wl_frag', full: [SEED + 4, 400_000, 2], quick: [SEED + 4, 200_000, 2],
+    note: '48 B blocks, free every other, 80 B blocks, big blocks' },
+  { id: 'heap-efficiency', fn: 'wl_heap_eff', full: [SEED + 5, 300], quick: [SEED + 5, 50], eff: true,
+    note: `talc's heap efficiency, memory capped at ${HE_CAP_MIB} MiB` },
+].filter((w) => !ONLY || ONLY.split(',').includes(w.id));
+const TIMED = WORKLOADS.filter((w) => !w.eff);
+const BASE = 'dlmalloc';
+const RA_ACTIONS = 100000; // per iteration of random-actions (RA_ACTIONS in workloads)
+
+// Minimum pages of an imported memory (section 2 of the binary), or null if none.
+function memoryImportMin(bytes) {
+  let p = 8;
+  const u32 = () => {
+    let r = 0, s = 0, b;
+    do { b = bytes[p++]; r |= (b & 0x7f) << s; s += 7; } while (b & 0x80);
+    return r >>> 0;
+  };
+  const name = () => { const n = u32(); p += n; };
+  while (p < bytes.length) {
+    const id = bytes[p++];
+    const size = u32();
+    const end = p + size;
+    if (id === 2) {
+      for (let n = u32(); n > 0; n--) {
+        name(); name();
+        const kind = bytes[p++];
+        if (kind === 0) u32();
+        else if (kind === 1) { p++; const f = u32(); u32(); if (f & 1) u32(); }
+        else if (kind === 2) { const f = u32(); const min = u32(); if (f & 1) u32(); return min; }
+        else if (kind === 3) { p += 2; }
+        else return null;
+      }
+      return null;
+    }
+    p = end;
+  }
+  return null;
+}
+
+function runOnce(alloc, w, args, maxPages) {
+  const timeoutMs = w.eff ? TIMEOUT_MS * 3 : TIMEOUT_MS;
+  return new Promise((resolve) => {
+    const worker = new Worker(SELF, {
+      workerData: { module: alloc.module, fn: w.fn, args, minPages: alloc.minPages, maxPages },
+    });
+    let done = false;
+    const finish = (r) => { if (!done) { done = true; clearTimeout(timer); resolve(r); } };
+    const timer = setTimeout(() => {
+      worker.terminate();
+      finish({ fail: `timeout (> ${timeoutMs / 1000} s)` });
+    }, timeoutMs);
+    worker.on('message', finish);
+    worker.on('error', (e) => finish({ fail: 'worker error: ' + (e.message || e) }));
+    worker.on('exit', () => finish({ fail: 'worker exited without a result' }));
+  });
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const mib = (b) => b / 1048576;
+
+// ------------------------------------------------------------------------------------
+const allocs = manifest.allocators.map((a) => {
+  const r = { name: a.name, error: a.error || null, module: null, minPages: null };
+  if (!r.error) {
+    try {
+      const bytes = readFileSync(a.wasm);
+      r.module = new WebAssembly.Module(bytes);
+      r.minPages = memoryImportMin(bytes);
+    } catch (e) {
+      r.error = 'cannot load module: ' + e.message;
+    }
+  }
+  return r;
+});
+const names = allocs.map((a) => a.name);
+const cell = {}; // `${wl}|${alloc}` -> { times: [], bytes, ret, fail, stats, eff }
+const key = (w, a) => `${w}|${a}`;
+for (const w of WORKLOADS) for (const a of allocs) cell[key(w.id, a.name)] = { times: [], fail: a.error ? `build failed: ${a.error}` : null };
+
+const started = Date.now();
+const LOAD_AT_START = os.loadavg(); // a busy machine shows here: compare runs with similar loads
+const log = (s) => process.stderr.write(s + '\n');
+log(`bench: ${QUICK ? 'quick' : 'full'} mode, ${ROUNDS} rounds, ${allocs.length} allocators, timeout ${TIMEOUT_MS / 1000} s`);
+
+for (let round = 0; round < ROUNDS; round++) {
+  for (const w of TIMED) {
+    const order = allocs.map((_, i) => allocs[(i + round) % allocs.length]);
+    for (const a of order) {
+      const c = cell[key(w.id, a.name)];
+      if (c.fail) continue;
+      const r = await runOnce(a, w, QUICK ? w.quick : w.full, 0);
+      if (r.fail) { c.fail = r.fail; continue; }
+      c.times.push(r.ms);
+      c.bytes = Math.max(c.bytes || 0, r.bytes);
+      if (c.ret !== undefined && c.ret !== r.ret) c.fail = `checksum changed between rounds (${c.ret} vs ${r.ret})`;
+      c.ret = r.ret;
+      if (r.stats) c.stats = r.stats;
+    }
+  }
+  log(`  round ${round + 1}/${ROUNDS} done (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+}
+
+// Heap efficiency: deterministic, one run per allocator.
+for (const w of WORKLOADS.filter((w) => w.eff)) {
+  const capPages = HE_CAP_MIB * 16;
+  for (const a of allocs) {
+    const c = cell[key(w.id, a.name)];
+    if (c.fail) continue;
+    const args = QUICK ? w.quick : w.full;
+    const r = await runOnce(a, w, args, capPages);
+    if (r.fail) { c.fail = r.fail; continue; }
+    const budget = capPages * 65536 - r.heapBase;
+    c.eff = (100 * r.ret) / (args[1] * budget);
+    c.effFirst = (100 * r.first) / budget;
+    c.times.push(r.ms);
+    c.bytes = r.bytes;
+    c.heapBase = r.heapBase;
+    if (r.stats) c.stats = r.stats;
+  }
+  log(`  ${w.id} done (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+}
+
+// Checksums: every allocator must compute what the reference computes.
+for (const w of TIMED) {
+  const ref = cell[key(w.id, BASE)]?.ret ?? (() => {
+    const votes = {};
+    for (const a of names) { const r = cell[key(w.id, a)].ret; if (r !== undefined) votes[r] = (votes[r] || 0) + 1; }
+    return Number(Object.entries(votes).sort((x, y) => y[1] - x[1])[0]?.[0]);
+  })();
+  for (const a of names) {
+    const c = cell[key(w.id, a)];
+    if (!c.fail && c.ret !== undefined && c.ret !== ref) c.fail = `wrong checksum ${c.ret} (expected ${ref})`;
+  }
+}
+
+// ------------------------------------------------------------------------------------
+// Report.
+const cpu = (() => {
+  try { return readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*:\s*(.*)$/m)?.[1] ?? os.cpus()[0]?.model; }
+  catch { return os.cpus()[0]?.model ?? '?'; }
+})();
+const nproc = os.availableParallelism ? os.availableParallelism() : os.cpus().length;
+const now = new Date();
+const date = now.toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+const header = [
+  `wasm-alloc benchmark, ${QUICK ? 'QUICK' : 'full'} mode: ${date}`,
+  `node ${process.version}, V8 ${process.versions.v8} (--no-liftoff); ${nproc} cores, ${cpu}; ${os.type()} ${os.release()}`,
+  `${manifest.rustc || 'rustc ?'}; wasm profile: ${manifest.profile || 'wasm-bench'}; ${ROUNDS} rounds, median; fresh instance per run`,
+  `load average at start ${LOAD_AT_START.map((x) => x.toFixed(2)).join(' ')}` + (manifest.commit ? `; wasm-alloc at ${manifest.commit}` : ''),
+];
+
+const med = (c) => (c.times.length ? median(c.times) : null);
+function table(title, rowsHead, rows, cols) {
+  const w = cols.map((c, i) => Math.max(c.length, ...rows.map((r) => String(r[i + 1]).length)));
+  const w0 = Math.max(rowsHead.length, ...rows.map((r) => r[0].length));
+  const line = (cells) => '| ' + cells.map((s, i) => (i === 0 ? String(s).padEnd(w0) : String(s).padStart(w[i - 1]))).join(' | ') + ' |';
+  return [title, line([rowsHead, ...cols]), '|' + ['-'.repeat(w0 + 2), ...w.map((n) => '-'.repeat(n + 1) + ':')].join('|') + '|', ...rows.map(line)].join('\n');
+}
+const fails = [];
+// A timeout is a lower bound on the ratio: say so.
+for (const w of TIMED) for (const a of names) {
+  const c = cell[key(w.id, a)], b = med(cell[key(w.id, BASE)]);
+  if (c.fail && c.fail.startsWith('timeout') && b) c.fail += `, i.e. > ${(TIMEOUT_MS / b).toFixed(0)}x dlmalloc`;
+}
+const failMark = (w, a, c) => {
+  const text = c.fail.startsWith('build failed') ? `${a}: ${c.fail}` : `${w} / ${a}: ${c.fail}`;
+  const i = fails.indexOf(text);
+  if (i >= 0) return `FAIL[${i + 1}]`;
+  fails.push(text);
+  return `FAIL[${fails.length}]`;
+};
+
+const timeRows = TIMED.map((w) => [w.id, ...names.map((a) => {
+  const c = cell[key(w.id, a)];
+  if (c.fail) return failMark(w.id, a, c);
+  const m = med(c), b = med(cell[key(w.id, BASE)]);
+  return `${m.toFixed(1)} ms` + (b ? ` ${(m / b).toFixed(2)}x` : '');
+})]);
+const memRows = [...TIMED.map((w) => [w.id, ...names.map((a) => {
+  const c = cell[key(w.id, a)];
+  return c.fail ? 'FAIL' : mib(c.bytes).toFixed(1);
+})])];
+const effRows = WORKLOADS.filter((w) => w.eff).map((w) => [w.id + ` (${HE_CAP_MIB} MiB)`, ...names.map((a) => {
+  const c = cell[key(w.id, a)];
+  return c.fail ? failMark(w.id, a, c) : `${c.eff.toFixed(1)} %`;
+})]);
+if (effRows.length) effRows.push(['  first round only', ...names.map((a) => {
+  const c = cell[key(WORKLOADS.find((w) => w.eff).id, a)];
+  return c.fail || c.effFirst == null ? '-' : `${c.effFirst.toFixed(1)} %`;
+})]);
+const ra = TIMED.find((w) => w.id === 'random-actions');
+const raRow = ra ? [['actions/µs', ...names.map((a) => {
+  const c = cell[key(ra.id, a)];
+  return c.fail ? '-' : ((RA_ACTIONS * (QUICK ? ra.quick : ra.full)[1]) / (med(c) * 1000)).toFixed(1);
+})]] : [];
+const sizes = manifest.sizes || [];
+const sizeOf = (n) => sizes.find((s) => s.name === n) || { error: 'not built' };
+const bumpSize = sizeOf('bump');
+const sizeRows = [
+  ['probe .wasm (B)', ...names.map((a) => { const s = sizeOf(a); return s.error ? 'FAIL' : String(s.bytes); })],
+  ['- bump (B)', ...names.map((a) => { const s = sizeOf(a); return s.error || bumpSize.error ? '-' : String(s.bytes - bumpSize.bytes); })],
+];
+if (manifest.wasm_opt) {
+  sizeRows.push(['wasm-opt -Oz (B)', ...names.map((a) => { const s = sizeOf(a); return s.error || s.opt_bytes == null ? '-' : String(s.opt_bytes); })]);
+  sizeRows.push(['  - bump (B)', ...names.map((a) => { const s = sizeOf(a); return s.opt_bytes == null || bumpSize.opt_bytes == null ? '-' : String(s.opt_bytes - bumpSize.opt_bytes); })]);
+}
+for (const a of names) { const s = sizeOf(a); if (s.error && s.error !== 'not built') fails.push(`size / ${a}: ${s.error}`); }
+const wa = names.find((n) => n === 'wasm-alloc');
+const statRows = wa ? WORKLOADS.map((w) => {
+  const c = cell[key(w.id, wa)];
+  const s = c.stats;
+  return [w.id, s ? String(s.grow_calls) : '-', s ? String(s.pages_obtained) : '-', s ? String(s.pages_free) : '-',
+    c.bytes ? String(c.bytes / 65536) : '-'];
+}) : [];
+
+const out = [
+  ...header, '',
+  table('Time: median, and ratio to dlmalloc (lower is better)', 'workload', [...timeRows, ...raRow], names), '',
+  table('Peak memory: MiB of wasm memory at the end (lower is better)', 'workload', memRows, names), '',
+  table("Heap efficiency: bytes in use at the first failure / heap (talc's definition; higher is better)", 'workload', effRows, names), '',
+  table(`Code size: no_std probe, opt-level=z, LTO, strip${manifest.wasm_opt ? `; ${manifest.wasm_opt}` : '; wasm-opt not installed'}`, 'size', sizeRows, names), '',
+  ...(wa ? [table('wasm-alloc counters at the end of the run (ALLOC.stats())', 'workload', statRows, ['memory.grow calls', 'pages obtained', 'pages free', 'memory pages']), ''] : []),
+  ...(fails.length ? ['Failures:', ...fails.map((f, i) => `  [${i + 1}] ${f}`), ''] : []),
+  `Workloads: ${WORKLOADS.map((w) => `${w.id}(${(QUICK ? w.quick : w.full).slice(1).join(', ')}): ${w.note}`).join('; ')}.`,
+  `Total run time ${((Date.now() - started) / 1000).toFixed(0)} s.`,
+].join('\n');
+console.log(out);
+
+// ------------------------------------------------------------------------------------
+// CSV + SVG.
+mkdirSync(outDir, { recursive: true });
+const csvq = (s) => (/[",\n]/.test(String(s)) ? `"${String(s).replace(/"/g, '""')}"` : String(s));
+const benchCsv = [
+  ['workload', 'allocator', 'status', 'median_ms', 'min_ms', 'max_ms', 'runs', 'ratio_to_dlmalloc', 'peak_bytes', 'heap_efficiency_pct', 'heap_efficiency_first_round_pct', 'checksum', 'grow_calls', 'pages_obtained', 'pages_free', 'reason'].join(','),
+  ...WORKLOADS.flatMap((w) => names.map((a) => {
+    const c = cell[key(w.id, a)];
+    const m = med(c), b = med(cell[key(w.id, BASE)]);
+    const ok = !c.fail;
+    return [w.id, a, ok ? 'ok' : 'FAIL', ok && m != null ? m.toFixed(3) : '', ok && c.times.length ? Math.min(...c.times).toFixed(3) : '',
+      ok && c.times.length ? Math.max(...c.times).toFixed(3) : '', c.times.length, ok && !w.eff && b ? (m / b).toFixed(4) : '',
+      ok ? c.bytes : '', ok && c.eff != null ? c.eff.toFixed(2) : '', ok && c.effFirst != null ? c.effFirst.toFixed(2) : '', ok && c.ret != null && !w.eff ? c.ret : '',
+      c.stats?.grow_calls ?? '', c.stats?.pages_obtained ?? '', c.stats?.pages_free ?? '', c.fail || ''].map(csvq).join(',');
+  })),
+].join('\n') + '\n';
+const sizeCsv = [
+  'allocator,status,probe_bytes,probe_minus_bump,wasm_opt_bytes,wasm_opt_minus_bump,reason',
+  ...names.map((a) => {
+    const s = sizeOf(a);
+    return [a, s.error ? 'FAIL' : 'ok', s.bytes ?? '', s.error || bumpSize.error ? '' : s.bytes - bumpSize.bytes,
+      s.opt_bytes ?? '', s.opt_bytes != null && bumpSize.opt_bytes != null ? s.opt_bytes - bumpSize.opt_bytes : '', s.error || ''].map(csvq).join(',');
+  }),
+].join('\n') + '\n';
+// Plain CSV; the header (date, machine, versions) is in results.txt beside it.
+writeFileSync(path.join(outDir, 'bench.csv'), benchCsv);
+writeFileSync(path.join(outDir, 'size.csv'), sizeCsv);
+writeFileSync(path.join(outDir, 'results.txt'), out + '\n');
+writeFileSync(path.join(outDir, 'chart.svg'), svg());
+if (!QUICK && !PARTIAL) {
+  const day = now.toISOString().slice(0, 10);
+  mkdirSync(path.join(outDir, 'history'), { recursive: true });
+  writeFileSync(path.join(outDir, 'history', `${day}-bench.csv`), benchCsv);
+  writeFileSync(path.join(outDir, 'history', `${day}-size.csv`), sizeCsv);
+  writeFileSync(path.join(outDir, 'history', `${day}-results.txt`), out + '\n');
+}
+log(`bench: wrote ${outDir}/{bench.csv,size.csv,results.txt,chart.svg}`);
+
+function svg() {
+  const COLORS = { 'wasm-alloc': '#d62728', dlmalloc: '#1f77b4', talc: '#2ca02c', rlsf: '#9467bd', lol_alloc: '#ff7f0e', wee_alloc: '#8c564b', bump: '#7f7f7f' };
+  const color = (a, i) => COLORS[a] || ['#17becf', '#bcbd22', '#e377c2'][i % 3];
+  const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  const W = 980, padL = 60, padR = 20, groupW = (W - padL - padR) / TIMED.length, barW = Math.min(16, (groupW - 16) / names.length);
+  const parts = [];
+  let y0 = 0;
+  const panel = (title, values, unit) => {
+    // values: per workload, per allocator: ratio (log scale) or null (FAIL)
+    const H = 220, top = y0 + 34, bottom = top + H;
+    const all = values.flat().filter((v) => v != null && v > 0);
+    const lo = Math.min(0.25, ...all.map((v) => v / 1.6)), hi = Math.max(4, ...all.map((v) => v * 1.6));
+    const ly = (v) => bottom - ((Math.log(v) - Math.log(lo)) / (Math.log(hi) - Math.log(lo))) * H;
+    parts.push(`<text x="${padL}" y="${y0 + 20}" font-size="15" font-weight="bold">${esc(title)}</text>`);
+    for (let t = Math.pow(2, Math.ceil(Math.log2(lo))); t <= hi; t *= 2) {
+      const y = ly(t).toFixed(1);
+      parts.push(`<line x1="${padL}" x2="${W - padR}" y1="${y}" y2="${y}" stroke="${t === 1 ? '#000' : '#ddd'}" stroke-width="${t === 1 ? 1.2 : 1}"/>`);
+      parts.push(`<text x="${padL - 6}" y="${+y + 4}" font-size="11" text-anchor="end">${t >= 1 ? t : '1/' + 1 / t}${unit}</text>`);
+    }
+    TIMED.forEach((w, wi) => {
+      const gx = padL + wi * groupW + (groupW - barW * names.length) / 2;
+      names.forEach((a, ai) => {
+        const v = values[wi][ai], x = gx + ai * barW;
+        if (v == null) {
+          parts.push(`<text x="${(x + barW / 2).toFixed(1)}" y="${(ly(1) - 4).toFixed(1)}" font-size="11" text-anchor="middle" fill="${color(a, ai)}">✕</text>`);
+          return;
+        }
+        const y1 = ly(Math.max(v, lo)), yb = ly(1);
+        parts.push(`<rect x="${x.toFixed(1)}" y="${Math.min(y1, yb).toFixed(1)}" width="${(barW - 2).toFixed(1)}" height="${Math.max(1, Math.abs(yb - y1)).toFixed(1)}" fill="${color(a, ai)}"><title>${esc(`${a} ${w.id}: ${v.toFixed(2)}${unit}`)}</title></rect>`);
+        // value label, rotated, beyond the end of the bar
+        const lx = x + (barW - 2) / 2 + 3, up = v >= 1, ty = up ? Math.min(y1, yb) - 3 : Math.max(y1, yb) + 3;
+        parts.push(`<text transform="translate(${lx.toFixed(1)},${ty.toFixed(1)}) rotate(-90)" font-size="9" text-anchor="${up ? 'start' : 'end'}" fill="#333">${v.toFixed(2)}</text>`);
+      });
+      parts.push(`<text x="${(padL + wi * groupW + groupW / 2).toFixed(1)}" y="${bottom + 16}" font-size="12" text-anchor="middle">${esc(w.id)}</text>`);
+    });
+    y0 = bottom + 30;
+  };
+  const ratio = (get) => TIMED.map((w) => names.map((a) => {
+    const c = cell[key(w.id, a)], b = cell[key(w.id, BASE)];
+    if (c.fail || b.fail) return null;
+    return get(c) / get(b);
+  }));
+  panel('Time, ratio to dlmalloc (median; log scale; lower is better; ✕ = FAIL)', ratio(med), '×');
+  panel('Peak memory, ratio to dlmalloc (log scale; lower is better)', ratio((c) => c.bytes), '×');
+  // Heap efficiency (linear %) and legend.
+  const he = WORKLOADS.find((w) => w.eff);
+  if (he) {
+    const top = y0 + 30, H = 110;
+    parts.push(`<text x="${padL}" y="${y0 + 16}" font-size="15" font-weight="bold">${esc(`Heap efficiency (talc's definition, ${HE_CAP_MIB} MiB cap; higher is better)`)}</text>`);
+    for (const t of [0, 50, 100]) {
+      const y = top + H - (t / 100) * H;
+      parts.push(`<line x1="${padL}" x2="${padL + names.length * 80}" y1="${y}" y2="${y}" stroke="#ddd"/><text x="${padL - 6}" y="${y + 4}" font-size="11" text-anchor="end">${t}%</text>`);
+    }
+    names.forEach((a, ai) => {
+      const c = cell[key(he.id, a)], x = padL + ai * 80 + 20;
+      if (c.fail) { parts.push(`<text x="${x + 18}" y="${top + H - 4}" font-size="11" text-anchor="middle">FAIL</text>`); return; }
+      const h = (c.eff / 100) * H;
+      parts.push(`<rect x="${x}" y="${(top + H - h).toFixed(1)}" width="36" height="${h.toFixed(1)}" fill="${color(a, ai)}"/><text x="${x + 18}" y="${(top + H - h - 3).toFixed(1)}" font-size="11" text-anchor="middle">${c.eff.toFixed(1)}</text>`);
+    });
+    y0 = top + H + 10;
+  }
+  names.forEach((a, ai) => {
+    const x = padL + ai * 120;
+    parts.push(`<rect x="${x}" y="${y0 + 8}" width="12" height="12" fill="${color(a, ai)}"/><text x="${x + 16}" y="${y0 + 18}" font-size="12">${esc(a)}</text>`);
+  });
+  y0 += 30;
+  parts.push(`<text x="${padL}" y="${y0 + 8}" font-size="10" fill="#555">${esc(header[0] + ' — ' + header[1])}</text>`);
+  const Ht = y0 + 20;
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${Ht}" viewBox="0 0 ${W} ${Ht}" font-family="sans-serif">\n<rect width="100%" height="100%" fill="#fff"/>\n${parts.join('\n')}\n</svg>\n`;
+}

@@ -1,0 +1,754 @@
+//! Allocator benchmark workloads, compiled into one wasm module per allocator
+//! (`benches/peers/*`, each of which only picks the `#[global_allocator]`).
+//!
+//! Every workload is deterministic from its seed (own PRNG), checks the memory it gets
+//! (marks written into each block and verified before it is freed or after it moved) and
+//! returns a checksum that does not depend on addresses, so the runner can compare it
+//! across allocators: a corrupting allocator fails instead of looking fast.
+//!
+//! Exports (plain `extern "C"`, no wasm-bindgen), called by `benches/runner/run.mjs`:
+//! `bench_init`, `bench_err_ptr`/`bench_err_len` (last panic message), `bench_nulls`/
+//! `bench_null_size` (null returns of the allocator), and the workloads `wl_*`.
+#![cfg(target_arch = "wasm32")]
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::cell::UnsafeCell;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, DefaultHasher};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
+
+// ---------------------------------------------------------------------------------------
+// Allocator wrapper: counts null returns so the runner can tell "out of memory" from
+// other traps. Same (inlined, one branch) cost for every allocator.
+
+static NULLS: AtomicU32 = AtomicU32::new(0);
+static NULL_SIZE: AtomicUsize = AtomicUsize::new(0);
+
+#[cold]
+#[inline(never)]
+fn note_null(size: usize) {
+    NULLS.store(NULLS.load(Relaxed).wrapping_add(1), Relaxed);
+    NULL_SIZE.store(size, Relaxed);
+}
+
+/// Wraps the allocator under test; see [`bench_allocator!`].
+pub struct Track<A>(pub A);
+
+unsafe impl<A: GlobalAlloc> GlobalAlloc for Track<A> {
+    #[inline(always)]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = self.0.alloc(layout);
+        if p.is_null() {
+            note_null(layout.size());
+        }
+        p
+    }
+    #[inline(always)]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let p = self.0.alloc_zeroed(layout);
+        if p.is_null() {
+            note_null(layout.size());
+        }
+        p
+    }
+    #[inline(always)]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        self.0.dealloc(ptr, layout)
+    }
+    #[inline(always)]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = self.0.realloc(ptr, layout, new_size);
+        if p.is_null() {
+            note_null(new_size);
+        }
+        p
+    }
+}
+
+/// `bench_allocator!(Type, init)` declares `static GLOBAL: Track<Type>` as the global
+/// allocator of the module.
+#[macro_export]
+macro_rules! bench_allocator {
+    ($ty:ty, $init:expr) => {
+        #[global_allocator]
+        static GLOBAL: $crate::Track<$ty> = $crate::Track($init);
+    };
+}
+
+#[no_mangle]
+pub extern "C" fn bench_nulls() -> u32 {
+    NULLS.load(Relaxed)
+}
+
+#[no_mangle]
+pub extern "C" fn bench_null_size() -> usize {
+    NULL_SIZE.load(Relaxed)
+}
+
+// ---------------------------------------------------------------------------------------
+// Panic messages go to a static buffer (no allocation), read by the runner after a trap.
+
+struct Racy<T>(UnsafeCell<T>);
+unsafe impl<T> Sync for Racy<T> {}
+
+static ERR: Racy<([u8; 1024], usize)> = Racy(UnsafeCell::new(([0; 1024], 0)));
+
+struct ErrWriter;
+impl std::fmt::Write for ErrWriter {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let e = unsafe { &mut *ERR.0.get() };
+        let n = s.len().min(e.0.len() - e.1);
+        e.0[e.1..e.1 + n].copy_from_slice(&s.as_bytes()[..n]);
+        e.1 += n;
+        Ok(())
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn bench_init() {
+    std::panic::set_hook(Box::new(|info| {
+        unsafe { (*ERR.0.get()).1 = 0 };
+        let _ = std::fmt::Write::write_fmt(&mut ErrWriter, format_args!("{info}"));
+    }));
+}
+
+#[no_mangle]
+pub extern "C" fn bench_err_ptr() -> *const u8 {
+    unsafe { (*ERR.0.get()).0.as_ptr() }
+}
+
+#[no_mangle]
+pub extern "C" fn bench_err_len() -> usize {
+    unsafe { (*ERR.0.get()).1 }
+}
+
+// ---------------------------------------------------------------------------------------
+// PRNG (splitmix64) and a small hash for checksums.
+
+pub struct Rng(u64);
+impl Rng {
+    pub fn new(seed: u32) -> Self {
+        Rng(0x853C_49E6_748F_EA9B ^ (seed as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    }
+    #[inline]
+    pub fn u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    #[inline]
+    pub fn u32(&mut self) -> u32 {
+        (self.u64() >> 32) as u32
+    }
+    #[inline]
+    pub fn u16(&mut self) -> u16 {
+        (self.u64() >> 48) as u16
+    }
+    /// Uniform in `0..n` (n > 0, n < 2^32).
+    #[inline]
+    pub fn below(&mut self, n: usize) -> usize {
+        ((self.u32() as u64 * n as u64) >> 32) as usize
+    }
+    /// Uniform in `lo..=hi`.
+    #[inline]
+    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + self.below(hi - lo + 1)
+    }
+}
+
+#[derive(Clone, Copy)]
+pub struct Hash(u64);
+impl Hash {
+    pub fn new() -> Self {
+        Hash(0xCBF2_9CE4_8422_2325)
+    }
+    #[inline]
+    pub fn add(&mut self, x: u64) {
+        self.0 = (self.0 ^ x).wrapping_mul(0x0000_0100_0000_01B3).rotate_left(7);
+    }
+    pub fn bytes(&mut self, b: &[u8]) {
+        for c in b.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+    }
+    pub fn finish(self) -> u32 {
+        (self.0 ^ (self.0 >> 32)) as u32
+    }
+}
+
+impl Default for Hash {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A raw block with marks: three words (or bytes, for blocks under 12 bytes) derived from
+// a tag, written at the start, middle and end, checked before free and after realloc.
+
+#[derive(Clone, Copy)]
+pub struct Blk {
+    ptr: *mut u8,
+    size: usize,
+    align: usize,
+    tag: u32,
+}
+
+const NO_BLK: Blk = Blk { ptr: core::ptr::null_mut(), size: 0, align: 0, tag: 0 };
+
+/// Mark positions and width; in blocks under 3 bytes some positions coincide, and only
+/// the first of equal positions is used.
+#[inline]
+fn marks(size: usize) -> ([usize; 3], usize) {
+    if size >= 12 {
+        ([0, (size / 2) & !3, size - 4], 4)
+    } else {
+        ([0, size / 2, size - 1], 1)
+    }
+}
+
+#[inline]
+fn dup(pos: &[usize; 3], k: usize) -> bool {
+    pos[..k].contains(&pos[k])
+}
+
+#[inline]
+fn mark_val(tag: u32, k: usize) -> u32 {
+    tag ^ (k as u32).wrapping_mul(0x9E37_79B9)
+}
+
+impl Blk {
+    /// Allocates and marks; `None` on null.
+    #[inline]
+    pub fn try_new(size: usize, align: usize, tag: u32) -> Option<Blk> {
+        let layout = Layout::from_size_align(size, align).expect("bad layout");
+        let ptr = unsafe { std::alloc::alloc(layout) };
+        if ptr.is_null() {
+            return None;
+        }
+        if ptr as usize & (align - 1) != 0 {
+            panic!("alloc({size}, {align}) returned misaligned {ptr:p}");
+        }
+        let b = Blk { ptr, size, align, tag };
+        b.mark();
+        Some(b)
+    }
+    #[inline]
+    pub fn new(size: usize, align: usize, tag: u32) -> Blk {
+        match Self::try_new(size, align, tag) {
+            Some(b) => b,
+            None => panic!("alloc({size}, align {align}) returned null"),
+        }
+    }
+    #[inline]
+    fn mark(&self) {
+        let (pos, w) = marks(self.size);
+        for (k, &p) in pos.iter().enumerate() {
+            if dup(&pos, k) {
+                continue;
+            }
+            let v = mark_val(self.tag, k);
+            unsafe {
+                if w == 4 {
+                    self.ptr.add(p).cast::<u32>().write_unaligned(v)
+                } else {
+                    self.ptr.add(p).write(v as u8)
+                }
+            }
+        }
+    }
+    /// Checks the marks that lie below `limit` bytes.
+    #[inline]
+    fn check_below(&self, limit: usize) {
+        let (pos, w) = marks(self.size);
+        for (k, &p) in pos.iter().enumerate() {
+            if p + w > limit || dup(&pos, k) {
+                continue;
+            }
+            let v = mark_val(self.tag, k);
+            let ok = unsafe {
+                if w == 4 {
+                    self.ptr.add(p).cast::<u32>().read_unaligned() == v
+                } else {
+                    self.ptr.add(p).read() == v as u8
+                }
+            };
+            if !ok {
+                panic!("block of {} bytes at {:p} corrupted (mark {k})", self.size, self.ptr);
+            }
+        }
+    }
+    #[inline]
+    pub fn check(&self) {
+        self.check_below(self.size)
+    }
+    /// Checks, frees, returns the tag (for the checksum).
+    #[inline]
+    pub fn free(self) -> u32 {
+        self.check();
+        unsafe { std::alloc::dealloc(self.ptr, Layout::from_size_align_unchecked(self.size, self.align)) };
+        self.tag
+    }
+    /// Reallocates to `new_size`, checks the kept marks, re-marks with a new tag.
+    /// `false` (block unchanged) on null.
+    #[inline]
+    pub fn try_realloc(&mut self, new_size: usize) -> bool {
+        self.check();
+        let old = *self;
+        let layout = unsafe { Layout::from_size_align_unchecked(self.size, self.align) };
+        let p = unsafe { std::alloc::realloc(self.ptr, layout, new_size) };
+        if p.is_null() {
+            return false;
+        }
+        if p as usize & (self.align - 1) != 0 {
+            panic!("realloc to {new_size}, align {} returned misaligned {p:p}", self.align);
+        }
+        Blk { ptr: p, ..old }.check_below(old.size.min(new_size));
+        self.ptr = p;
+        self.size = new_size;
+        self.tag = self.tag.wrapping_mul(0x2C1B_3C6D).wrapping_add(0x297A_2D39);
+        self.mark();
+        true
+    }
+    #[inline]
+    pub fn realloc(&mut self, new_size: usize) {
+        if !self.try_realloc(new_size) {
+            panic!("realloc({}, align {}, to {new_size}) returned null", self.size, self.align);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. Random actions, with the parameters of talc's WebAssembly benchmark (wasm-perf):
+// 100,000 actions per iteration, each one of (equally likely) allocate 100..=1000 bytes
+// with alignment 8 << (tz(u16) / 2), free a random live block, or realloc a random live
+// block to 100..=10000 bytes; every live block is freed at the end of an iteration.
+
+pub const RA_ACTIONS: usize = 100_000;
+
+#[no_mangle]
+pub extern "C" fn wl_random_actions(seed: u32, iters: u32) -> u32 {
+    let mut rng = Rng::new(seed);
+    let mut h = Hash::new();
+    let mut v: Vec<Blk> = Vec::with_capacity(10_000);
+    for _ in 0..iters {
+        let mut score = 0;
+        while score < RA_ACTIONS {
+            match rng.below(3) {
+                0 => {
+                    let size = rng.range(100, 1000);
+                    let align = 8usize << (rng.u16().trailing_zeros() / 2);
+                    let tag = rng.u32();
+                    v.push(Blk::new(size, align, tag));
+                    score += 1;
+                }
+                1 => {
+                    if !v.is_empty() {
+                        let i = rng.below(v.len());
+                        h.add(v.swap_remove(i).free() as u64);
+                        score += 1;
+                    }
+                }
+                _ => {
+                    if !v.is_empty() {
+                        let i = rng.below(v.len());
+                        let new_size = rng.range(100, 10_000);
+                        v[i].realloc(new_size);
+                        score += 1;
+                    }
+                }
+            }
+        }
+        h.add(v.len() as u64);
+        for b in v.drain(..) {
+            h.add(b.free() as u64);
+        }
+    }
+    h.finish()
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. Growth by realloc: a Vec<u32> pushed to `mib` MiB, a String pushed alongside it
+// (about half that), and 64 Vec<u8> grown round-robin to `mib`/4 MiB in all; all contents
+// are verified by replaying the generator, then dropped. `reps` times, so the second
+// repetition shows whether freed big blocks are reused (peak memory).
+
+enum Ev {
+    Word(u32),
+    Char(u8),
+    Byte(usize, u8),
+}
+
+fn growth_events(seed: u32, mib: usize, mut sink: impl FnMut(Ev)) {
+    let mut rng = Rng::new(seed);
+    let words = (mib << 20) / 4;
+    let per_vec = (mib << 20) / 4 / 64;
+    let mut filled = [0usize; 64];
+    for i in 0..words {
+        let x = rng.u32();
+        sink(Ev::Word(x));
+        if i % 4 == 0 {
+            for j in 0..(x % 16 + 1) {
+                sink(Ev::Char(b'a' + ((x >> j) % 26) as u8));
+            }
+        }
+        let k = (x >> 26) as usize;
+        if filled[k] < per_vec {
+            filled[k] += 1;
+            sink(Ev::Byte(k, x as u8));
+        }
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn wl_vec_growth(seed: u32, mib: u32, reps: u32) -> u32 {
+    let mut h = Hash::new();
+    for r in 0..reps {
+        let seed = seed.wrapping_add(r);
+        let mut words: Vec<u32> = Vec::new();
+        let mut text = String::new();
+        let mut vecs: Vec<Vec<u8>> = (0..64).map(|_| Vec::new()).collect();
+        growth_events(seed, mib as usize, |e| match e {
+            Ev::Word(x) => words.push(x),
+            Ev::Char(c) => text.push(c as char),
+            Ev::Byte(k, b) => vecs[k].push(b),
+        });
+        let (mut wi, mut ti, mut vi) = (0usize, 0usize, [0usize; 64]);
+        let bytes = text.as_bytes();
+        growth_events(seed, mib as usize, |e| {
+            let ok = match e {
+                Ev::Word(x) => {
+                    wi += 1;
+                    words.get(wi - 1) == Some(&x)
+                }
+                Ev::Char(c) => {
+                    ti += 1;
+                    bytes.get(ti - 1) == Some(&c)
+                }
+                Ev::Byte(k, b) => {
+                    vi[k] += 1;
+                    vecs[k].get(vi[k] - 1) == Some(&b)
+                }
+            };
+            if !ok {
+                panic!("vec_growth: contents differ from what was pushed");
+            }
+        });
+        if wi != words.len() || ti != bytes.len() || (0..64).any(|k| vi[k] != vecs[k].len()) {
+            panic!("vec_growth: lengths differ");
+        }
+        h.add(words.len() as u64);
+        h.add(text.len() as u64);
+        h.add(words[words.len() / 3] as u64);
+        h.bytes(&bytes[bytes.len() - 64..]);
+        for v in &vecs {
+            h.add(v.len() as u64);
+        }
+    }
+    h.finish()
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. Small-object churn: a BTreeMap<u32, Box<[u8]>> and a HashMap<u64, Box<[u8]>> with
+// 8..=256-byte values over 16,384 keys each (insert/replace/remove), plus a ring of 4,096
+// Strings of 10..=64 bytes made with format!. Values are verified when replaced/removed.
+
+type Fixed = BuildHasherDefault<DefaultHasher>;
+const CHURN_KEYS: usize = 1 << 14;
+
+#[inline]
+fn fill_val(key: u64, len: usize) -> Box<[u8]> {
+    let base = (key as u32).wrapping_mul(131).wrapping_add(len as u32 * 7);
+    (0..len).map(|j| base.wrapping_add(j as u32 * 31) as u8).collect()
+}
+
+#[inline]
+fn check_val(key: u64, v: &[u8]) -> u64 {
+    let base = (key as u32).wrapping_mul(131).wrapping_add(v.len() as u32 * 7);
+    for (j, &b) in v.iter().enumerate() {
+        if b != base.wrapping_add(j as u32 * 31) as u8 {
+            panic!("churn: value of key {key} ({} bytes) corrupted at {j}", v.len());
+        }
+    }
+    key.wrapping_mul(257) ^ v.len() as u64
+}
+
+fn ring_string(x: u32) -> String {
+    let n = 2 + (x % 55) as usize;
+    let mut s = format!("{x:08x}");
+    s.extend((0..n).map(|j| (b'a' + ((x as usize + j * 7) % 26) as u8) as char));
+    s
+}
+
+fn check_ring(s: &str) -> u64 {
+    if s.is_empty() {
+        return 0;
+    }
+    let x = u32::from_str_radix(&s[..8], 16).unwrap_or(0);
+    if ring_string(x) != s {
+        panic!("churn: string corrupted");
+    }
+    x as u64
+}
+
+#[no_mangle]
+pub extern "C" fn wl_churn(seed: u32, ops: u32) -> u32 {
+    let mut rng = Rng::new(seed);
+    let mut h = Hash::new();
+    let mut bt: BTreeMap<u32, Box<[u8]>> = BTreeMap::new();
+    let mut hm: HashMap<u64, Box<[u8]>, Fixed> = HashMap::default();
+    let mut ring: Vec<String> = (0..4096).map(|_| String::new()).collect();
+    for i in 0..ops as usize {
+        let r = rng.u32();
+        let key = rng.below(CHURN_KEYS);
+        match r % 8 {
+            0..=2 => {
+                let len = rng.range(8, 256);
+                if let Some(old) = bt.insert(key as u32, fill_val(key as u64, len)) {
+                    h.add(check_val(key as u64, &old));
+                }
+            }
+            3 => {
+                if let Some(old) = bt.remove(&(key as u32)) {
+                    h.add(check_val(key as u64, &old));
+                }
+            }
+            4 | 5 => {
+                let k = (key as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                let len = rng.range(8, 256);
+                if let Some(old) = hm.insert(k, fill_val(k, len)) {
+                    h.add(check_val(k, &old));
+                }
+            }
+            6 => {
+                let k = (key as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                if let Some(old) = hm.remove(&k) {
+                    h.add(check_val(k, &old));
+                }
+            }
+            _ => {
+                let s = ring_string(rng.u32());
+                let old = std::mem::replace(&mut ring[i % 4096], s);
+                h.add(check_ring(&old));
+            }
+        }
+    }
+    h.add(bt.len() as u64);
+    h.add(hm.len() as u64);
+    for (k, v) in &bt {
+        h.add(check_val(*k as u64, v));
+    }
+    let mut sum = 0u64; // HashMap order is not part of the checksum
+    for (k, v) in &hm {
+        sum = sum.wrapping_add(check_val(*k, v));
+    }
+    h.add(sum);
+    for s in &ring {
+        h.add(check_ring(s));
+    }
+    h.finish()
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. serde_json: a JSON document of `kib` KiB is generated (records with integers, floats,
+// strings with escapes, nested objects/arrays; keys in sorted order), then `reps` times
+// parsed into a serde_json::Value and serialized again; the output must equal the input.
+
+fn json_str(rng: &mut Rng, s: &mut String) {
+    const CH: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789     ";
+    s.push('"');
+    for _ in 0..rng.range(3, 24) {
+        match rng.below(40) {
+            0 => s.push_str("\\\""),
+            1 => s.push_str("\\\\"),
+            2 => s.push_str("\\n"),
+            3 => s.push('é'),
+            _ => s.push(CH[rng.below(CH.len())] as char),
+        }
+    }
+    s.push('"');
+}
+
+fn json_float(rng: &mut Rng, s: &mut String) {
+    let f = rng.range(0, 20_000) as f64 - 10_000.0 + 0.25 * rng.range(1, 3) as f64;
+    s.push_str(&format!("{f}"));
+}
+
+fn gen_json(seed: u32, target: usize) -> String {
+    let mut rng = Rng::new(seed);
+    let mut s = String::with_capacity(target + 1024);
+    s.push('[');
+    let mut id = 0u64;
+    while s.len() < target {
+        if id > 0 {
+            s.push(',');
+        }
+        s.push_str(&format!("{{\"id\":{id},\"name\":"));
+        json_str(&mut rng, &mut s);
+        s.push_str(",\"nested\":{\"a\":[");
+        for j in 0..rng.below(8) {
+            if j > 0 {
+                s.push(',');
+            }
+            let x = (rng.u64() as i64) >> rng.below(62);
+            s.push_str(&format!("{x}"));
+        }
+        s.push_str("],\"b\":");
+        match rng.below(4) {
+            0 => s.push_str("null"),
+            1 => s.push_str("true"),
+            2 => s.push_str("false"),
+            _ => json_float(&mut rng, &mut s),
+        }
+        s.push_str(",\"c\":");
+        json_str(&mut rng, &mut s);
+        s.push_str("},\"score\":");
+        json_float(&mut rng, &mut s);
+        s.push_str(",\"tags\":[");
+        for j in 0..rng.below(5) {
+            if j > 0 {
+                s.push(',');
+            }
+            json_str(&mut rng, &mut s);
+        }
+        s.push_str("]}");
+        id += 1;
+    }
+    s.push(']');
+    s
+}
+
+#[no_mangle]
+pub extern "C" fn wl_json(seed: u32, kib: u32, reps: u32) -> u32 {
+    let text = gen_json(seed, kib as usize * 1024);
+    let mut h = Hash::new();
+    h.bytes(text.as_bytes());
+    for _ in 0..reps {
+        let v: serde_json::Value = match serde_json::from_str(&text) {
+            Ok(v) => v,
+            Err(e) => panic!("json: parse failed: {e}"),
+        };
+        let n = v.as_array().map_or(0, |a| a.len());
+        let out = serde_json::to_string(&v).expect("json: serialize failed");
+        drop(v);
+        if out != text {
+            panic!("json: round trip differs");
+        }
+        h.add(n as u64);
+    }
+    h.finish()
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. Fragmentation: n blocks of 48 bytes; free every other one; n/2 blocks of 80 bytes;
+// free the rest of the 48s; then big blocks of 64..256 KiB adding up to the 48s' bytes.
+// Everything is verified and freed; `reps` times. Peak memory is the figure.
+
+#[no_mangle]
+pub extern "C" fn wl_frag(seed: u32, n: u32, reps: u32) -> u32 {
+    let mut rng = Rng::new(seed);
+    let mut h = Hash::new();
+    let n = n as usize;
+    for _ in 0..reps {
+        let mut small: Vec<Blk> = (0..n).map(|_| Blk::new(48, 8, rng.u32())).collect();
+        for b in small.iter_mut().skip(1).step_by(2) {
+            h.add(core::mem::replace(b, NO_BLK).free() as u64);
+        }
+        let other: Vec<Blk> = (0..n / 2).map(|_| Blk::new(80, 8, rng.u32())).collect();
+        for b in small.drain(..).step_by(2) {
+            h.add(b.free() as u64);
+        }
+        let mut big = Vec::new();
+        let mut left = n * 48;
+        while left > 0 {
+            let size = rng.range(64 << 10, 256 << 10).min(left.max(4096));
+            left = left.saturating_sub(size);
+            big.push(Blk::new(size, 8, rng.u32()));
+        }
+        for b in other.into_iter().chain(big) {
+            h.add(b.free() as u64);
+        }
+    }
+    h.finish()
+}
+
+// ---------------------------------------------------------------------------------------
+// 6. Heap efficiency as talc defines it (benches/src/heap_efficiency.rs there): until the
+// first failure, 50% allocate (size: cap in 16..10000, size in 4..cap; align: 4 << tz/2),
+// 10% free a random block, 40% realloc a random block to 1..100000 bytes; then the bytes
+// in use are summed and everything is freed; `rounds` times in the same instance. The
+// runner caps memory (an imported memory with a maximum), and divides the sum by
+// rounds * (cap - __heap_base). Bookkeeping lives in a static array, not on the heap.
+
+const HE_MAX_ALLOC: usize = 10_000;
+const HE_MAX_REALLOC: usize = HE_MAX_ALLOC * 10;
+const HE_SLOTS: usize = 1 << 16;
+static HE: Racy<[Blk; HE_SLOTS]> = Racy(UnsafeCell::new([NO_BLK; HE_SLOTS]));
+static HE_FAILS: AtomicU32 = AtomicU32::new(0);
+static HE_FIRST: AtomicUsize = AtomicUsize::new(0);
+
+/// Bytes in use at the first failure of the first round of `wl_heap_eff`.
+#[no_mangle]
+pub extern "C" fn bench_he_first() -> usize {
+    HE_FIRST.load(Relaxed)
+}
+
+#[no_mangle]
+pub extern "C" fn wl_heap_eff(seed: u32, rounds: u32) -> f64 {
+    let mut rng = Rng::new(seed);
+    let slots = unsafe { &mut *HE.0.get() };
+    let mut used_total = 0f64;
+    let mut fails = 0;
+    for _ in 0..rounds {
+        let mut n = 0usize;
+        loop {
+            match rng.below(10) {
+                0..=4 => {
+                    let cap = 16 + rng.below(HE_MAX_ALLOC - 16);
+                    let size = 4 + rng.below(cap - 4);
+                    let align = core::mem::align_of::<usize>() << (rng.u16().trailing_zeros() / 2);
+                    match Blk::try_new(size, align, rng.u32()) {
+                        Some(b) if n < HE_SLOTS => {
+                            slots[n] = b;
+                            n += 1;
+                        }
+                        Some(_) => panic!("heap_eff: more than {HE_SLOTS} live blocks"),
+                        None => break,
+                    }
+                }
+                5 => {
+                    if n > 0 {
+                        let i = rng.below(n);
+                        slots[i].free();
+                        slots[i] = slots[n - 1];
+                        n -= 1;
+                    }
+                }
+                _ => {
+                    if n > 0 {
+                        let i = rng.below(n);
+                        let new_size = 1 + rng.below(HE_MAX_REALLOC - 1);
+                        if !slots[i].try_realloc(new_size) {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        fails += 1;
+        let used = slots[..n].iter().map(|b| b.size).sum::<usize>();
+        if fails == 1 {
+            HE_FIRST.store(used, Relaxed);
+        }
+        used_total += used as f64;
+        for b in &slots[..n] {
+            b.free();
+        }
+    }
+    HE_FAILS.store(fails, Relaxed);
+    used_total
+}
