@@ -434,3 +434,5 @@ fn threads_share_one_allocator() {
     let stats = alloc.stats();
     assert!(stats.pages_obtained <= 512);
 }
+
+mod bad_input;
