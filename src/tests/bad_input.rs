@@ -41,7 +41,8 @@ fn realloc_across_every_class_boundary_and_back() {
 /// place.
 #[test]
 fn realloc_of_a_big_block_at_the_top_of_memory() {
-    let alloc = allocator(12);
+    // Checked mode takes its tag page first, below the block.
+    let alloc = allocator(12 + TAG_PAGES);
     let mut layout = Layout::from_size_align(2 * PAGE_SIZE, 8).unwrap();
     // SAFETY: non-zero sizes; the block is live with `layout` throughout.
     unsafe {
