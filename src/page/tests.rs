@@ -77,6 +77,13 @@ fn memory_grows_ahead_by_an_eighth_and_keeps_the_rest_free() {
     alloc(&mut map, &memory, 64, 1);
     assert_eq!(alloc(&mut map, &memory, 6, 1), 64);
     assert_eq!((memory.size(), map.free_pages()), (70, 0));
+
+    // In a big memory, at most 64 pages (4 MiB) ahead, not an eighth.
+    let memory = OwnedRegion::new(1000);
+    let mut map = PageMap::new();
+    alloc(&mut map, &memory, 800, 1);
+    assert_eq!(alloc(&mut map, &memory, 1, 1), 800);
+    assert_eq!((memory.size(), map.free_pages()), (865, 64), "1 page + 64 ahead, not 100");
 }
 
 #[test]

@@ -87,11 +87,11 @@ impl Model {
     }
 
     /// Growth for `needed` pages: memory grows ahead by an eighth of its size (at most
-    /// 256 pages, never past PAGE_LIMIT) when it can, else by exactly `needed`; the pages
+    /// 64 pages, never past PAGE_LIMIT) when it can, else by exactly `needed`; the pages
     /// ahead are free.
     fn grow(&mut self, needed: usize) -> bool {
         let old = self.size;
-        let ahead = (old >> 3).min(256).min(PAGE_LIMIT.saturating_sub(old.saturating_add(needed)));
+        let ahead = (old >> 3).min(64).min(PAGE_LIMIT.saturating_sub(old.saturating_add(needed)));
         if self.grow_once(needed + ahead) {
             self.release(old + needed..old + needed + ahead);
             return true;
