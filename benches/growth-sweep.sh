@@ -25,7 +25,6 @@ for c in "${configs[@]}"; do
   cp target/bench/wasm32-unknown-unknown/wasm-bench/wl_wasm_alloc.wasm $out/wasm/$name.wasm
   names+=("$name")
 done
-git checkout -q src/page.rs
 python3 - "$out" "${names[@]}" <<'PY'
 import json, sys
 out, names = sys.argv[1], sys.argv[2:]
