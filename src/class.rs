@@ -71,6 +71,9 @@ pub(crate) struct SizeClasses {
     /// The part of the initial heap before its first page boundary, carved into slots on
     /// demand.
     fragment: Range<*mut u8>,
+    /// Debug builds: the whole fragment as adopted (addresses), for [`SizeClasses::check`].
+    #[cfg(debug_assertions)]
+    adopted: Range<usize>,
     /// Bytes each class has taken from pages and the fragment (slow paths only).
     held: [usize; CLASSES],
 }
@@ -85,6 +88,8 @@ impl SizeClasses {
             free: [ptr::null_mut(); CLASSES],
             bump: [ptr::null_mut(); CLASSES],
             fragment: ptr::null_mut()..ptr::null_mut(),
+            #[cfg(debug_assertions)]
+            adopted: 0..0,
             held: [0; CLASSES],
         }
     }
@@ -156,6 +161,10 @@ impl SizeClasses {
     /// from before any page is taken.
     pub(crate) fn adopt_fragment(&mut self, fragment: Range<*mut u8>) {
         if fragment.start.addr() < fragment.end.addr() {
+            #[cfg(debug_assertions)]
+            {
+                self.adopted = fragment.start.addr()..fragment.end.addr();
+            }
             self.fragment = fragment;
         }
     }
@@ -190,15 +199,55 @@ impl SizeClasses {
         let mut at = bytes.start.wrapping_add(bytes.start.addr().wrapping_neg() % MIN_SLOT);
         while at.addr() < bytes.end.addr() && bytes.end.addr() - at.addr() >= MIN_SLOT {
             let room = bytes.end.addr() - at.addr();
-            let aligned = 1 << at.addr().trailing_zeros().min(MAX_SLOT.trailing_zeros());
+            let aligned: usize = 1 << at.addr().trailing_zeros().min(MAX_SLOT.trailing_zeros());
             let size = aligned.min(1 << room.ilog2());
-            let class = class_of(size, 1).expect("fragment pieces are small slots");
+            // `size` is a power of two from MIN_SLOT to MAX_SLOT: its class is its log2
+            // less MIN_SLOT's (no lookup that could fail under the lock).
+            let class = (size.trailing_zeros() - MIN_SLOT.trailing_zeros()) as usize;
             self.held[class] += size;
             // SAFETY: the bytes are ours and unused (the initial heap's fragment), and
             // the piece is aligned to its size, so it is a valid free slot of `class`.
             unsafe { self.push(class, NonNull::new_unchecked(at)) };
             at = at.wrapping_add(size);
         }
+    }
+
+    /// Debug builds: the first of the size classes' invariants that does not hold. Every
+    /// free-list entry is a slot of its class: aligned to the slot size, inside the
+    /// initial heap's fragment or in a page handed out by the page layer (so never in a
+    /// free page); no list has a cycle; each bump cursor is in such a page too.
+    #[cfg(debug_assertions)]
+    pub(crate) fn check<M: Memory>(&self, memory: &M, pages: &PageMap) -> Result<(), &'static str> {
+        let in_use = |slot: *mut u8, size: usize| {
+            let offset = memory.offset(slot);
+            let in_fragment = self.adopted.start <= slot.addr() && slot.addr() + size <= self.adopted.end;
+            offset % size == 0
+                && offset / PAGE_SIZE == (offset + size - 1) / PAGE_SIZE
+                && (in_fragment || pages.may_be_in_use(memory, offset / PAGE_SIZE))
+        };
+        let memory_bytes = memory.size() * PAGE_SIZE;
+        for class in 0..CLASSES {
+            let size = slot_size(class);
+            let mut slot = self.free[class];
+            let mut count = 0;
+            while !slot.is_null() {
+                if !in_use(slot.cast(), size) {
+                    return Err("size classes: a free-list entry is not a slot of its class in use memory");
+                }
+                count += 1;
+                if count > memory_bytes / size {
+                    return Err("size classes: a free list has a cycle");
+                }
+                // SAFETY: the entry passed the check above: a free slot of this class in
+                // memory the allocator holds, whose first word `push` wrote.
+                slot = unsafe { (*slot).next };
+            }
+            let bump = self.bump[class];
+            if bump.addr() % PAGE_SIZE != 0 && !in_use(bump.wrapping_sub(size), size) {
+                return Err("size classes: a bump cursor is not in a page of its class");
+            }
+        }
+        Ok(())
     }
 
     /// What each class holds and how much of it is free (walks the free lists).

@@ -46,10 +46,26 @@ struct State<M> {
 }
 
 impl WasmAllocator<WasmMemory> {
-    /// An allocator over wasm's memory 0, for `#[global_allocator]`. It takes no memory
-    /// until the first allocation.
+    /// The module's allocator over wasm's memory 0, for `#[global_allocator]`. It takes no
+    /// memory until the first allocation, and then first uses the initial heap (on
+    /// `wasm32-unknown-unknown`; see [`WasmMemory::new`]).
     pub const fn new() -> Self {
         Self::with_memory(WasmMemory::new())
+    }
+
+    /// An allocator over wasm's memory 0 that is not the module's `#[global_allocator]`,
+    /// such as one a `no_std` crate holds as `&dyn GlobalAlloc` beside whatever global
+    /// allocator the binary has: it uses only pages its own `memory.grow` calls return
+    /// (see [`WasmMemory::secondary`]).
+    ///
+    /// # Example
+    /// ```no_run
+    /// use core::alloc::GlobalAlloc;
+    /// static LOCAL: wasm_alloc::WasmAllocator = wasm_alloc::WasmAllocator::secondary();
+    /// let heap: &dyn GlobalAlloc = &LOCAL;
+    /// ```
+    pub const fn secondary() -> Self {
+        Self::with_memory(WasmMemory::secondary())
     }
 }
 
@@ -89,6 +105,21 @@ impl<M: Memory> WasmAllocator<M> {
     }
 }
 
+impl<M: Memory> WasmAllocator<M> {
+    /// Debug builds only, for tests and fuzzers: checks the page map's and the size
+    /// classes' invariants (see `PageMap::check` and `SizeClasses::check`), walking every
+    /// free list. `Err` names the first that does not hold. The check runs under the
+    /// lock and returns its finding, so a caller's assertion never panics under it.
+    #[cfg(debug_assertions)]
+    #[doc(hidden)]
+    pub fn check_invariants(&self) -> Result<(), &'static str> {
+        self.state.with(|state| {
+            state.pages.check(&state.memory)?;
+            state.classes.check(&state.memory, &state.pages)
+        })
+    }
+}
+
 impl<M: Memory> State<M> {
     #[inline]
     fn alloc(&mut self, layout: Layout) -> Option<Block> {
@@ -120,12 +151,14 @@ impl<M: Memory> State<M> {
     }
 
     /// Every slow path starts here. The first time, the initial heap's whole pages go to
-    /// the page layer and the bytes before its first page boundary to the size classes;
-    /// the checked mode takes its tag page. `None` when memory is exhausted.
+    /// the page layer and the bytes before its first page boundary to the size classes
+    /// (and to the checked mode, which remembers them until it has its tag page); the
+    /// checked mode takes its tag page. `None` when memory is exhausted.
     fn start(&mut self) -> Option<()> {
-        let fragment = self.pages.claim_initial_heap(&self.memory);
-        self.checks.took_fragment(fragment.clone());
-        self.classes.adopt_fragment(self.memory.ptr(fragment.start)..self.memory.ptr(fragment.end));
+        if let Some(fragment) = self.pages.claim_initial_heap(&self.memory) {
+            self.checks.took_fragment(fragment.clone());
+            self.classes.adopt_fragment(self.memory.ptr(fragment.start)..self.memory.ptr(fragment.end));
+        }
         self.checks.prepare(&self.memory, &mut self.pages).then_some(())
     }
 
@@ -339,9 +372,16 @@ struct PageState<M> {
 }
 
 impl PageAllocator<WasmMemory> {
-    /// A page allocator over wasm's memory 0.
+    /// The module's page allocator over wasm's memory 0, for `#[global_allocator]` (it
+    /// may use the initial heap's whole pages: see [`WasmMemory::new`]).
     pub const fn new() -> Self {
         Self::with_memory(WasmMemory::new())
+    }
+
+    /// A page allocator over wasm's memory 0 that is not the module's
+    /// `#[global_allocator]`: only pages its own `memory.grow` calls return.
+    pub const fn secondary() -> Self {
+        Self::with_memory(WasmMemory::secondary())
     }
 }
 
@@ -355,6 +395,16 @@ impl<M: Memory> PageAllocator<M> {
     /// A page allocator over any [`Memory`].
     pub const fn with_memory(memory: M) -> Self {
         PageAllocator { state: Lock::new(PageState { memory, pages: PageMap::new(), checks: Checks::new() }) }
+    }
+}
+
+impl<M: Memory> PageAllocator<M> {
+    /// Debug builds only, for tests and fuzzers: checks the page map's invariants (see
+    /// [`WasmAllocator::check_invariants`]).
+    #[cfg(debug_assertions)]
+    #[doc(hidden)]
+    pub fn check_invariants(&self) -> Result<(), &'static str> {
+        self.state.with(|state| state.pages.check(&state.memory))
     }
 }
 

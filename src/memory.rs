@@ -61,30 +61,51 @@ pub unsafe trait Memory {
 
 /// Memory 0 of the running wasm module, through `memory.size` and `memory.grow`.
 ///
+/// Any number of `WasmMemory` values may exist: they are all the same memory, and the
+/// page layer only ever uses pages its own `grow` calls returned, plus, for the one
+/// made by [`WasmMemory::new`], the module's initial heap.
+///
 /// On targets other than wasm32 it has no pages and cannot grow, so every allocation
 /// from an allocator over it returns null; use [`Region`] there.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct WasmMemory;
+#[derive(Clone, Copy, Debug)]
+pub struct WasmMemory {
+    /// Whether this memory may take the module's initial heap (see [`WasmMemory::new`]).
+    /// Off wasm32 there is no initial heap to take.
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    initial_heap: bool,
+}
 
 impl WasmMemory {
-    /// Memory 0. Any number of `WasmMemory` values may exist: they are all the same
-    /// memory, and the page layer only ever uses pages its own `grow` calls returned.
+    /// Memory 0 as the module's global allocator sees it: besides the pages its own
+    /// `memory.grow` calls return, it may use the initial heap, the bytes from
+    /// `__heap_base` to `__heap_end` (the end of the memory the module started with).
+    ///
+    /// Only on `wasm32-unknown-unknown` (`target_os = "unknown"`), where the global
+    /// allocator is the only code that uses those bytes. On WASI and emscripten the C
+    /// library's `malloc` owns them, so there this memory only ever grows. And only the
+    /// first allocator of the module to ask gets the initial heap.
     pub const fn new() -> Self {
-        WasmMemory
+        WasmMemory { initial_heap: true }
+    }
+
+    /// Memory 0 for an allocator that is not the module's `#[global_allocator]`: it uses
+    /// only the pages its own `memory.grow` calls return, never the initial heap, which
+    /// belongs to the global allocator (dlmalloc, Rust's default, uses it too).
+    pub const fn secondary() -> Self {
+        WasmMemory { initial_heap: false }
+    }
+}
+
+impl Default for WasmMemory {
+    /// [`WasmMemory::new`].
+    fn default() -> Self {
+        Self::new()
     }
 }
 
 #[cfg(target_arch = "wasm32")]
 mod wasm {
-    use core::sync::atomic::{AtomicBool, Ordering};
-
-    /// Set once some allocator has taken the initial heap: there is one per module.
-    static INITIAL_HEAP_TAKEN: AtomicBool = AtomicBool::new(false);
-
-    extern "C" {
-        /// Defined by the linker: the first byte after the stack and static data.
-        static __heap_base: u8;
-    }
+    use core::ops::Range;
 
     pub(super) fn size() -> usize {
         core::arch::wasm32::memory_size(0)
@@ -97,20 +118,47 @@ mod wasm {
         }
     }
 
-    pub(super) fn take_initial_heap() -> Option<core::ops::Range<usize>> {
+    /// The module's initial heap, the first time it is asked for: `__heap_base` to
+    /// `__heap_end`, both set by the linker. `__heap_end` is the end of the memory the
+    /// module was instantiated with, not the current size: pages that JavaScript or other
+    /// code grew since are theirs.
+    #[cfg(target_os = "unknown")]
+    pub(super) fn take_initial_heap() -> Option<Range<usize>> {
+        use core::sync::atomic::{AtomicBool, Ordering};
+
+        /// Set once some allocator has taken the initial heap: there is one per module.
+        static INITIAL_HEAP_TAKEN: AtomicBool = AtomicBool::new(false);
+
+        extern "C" {
+            /// Defined by the linker: the first byte after the stack and static data.
+            static __heap_base: u8;
+            /// Defined by the linker: the end of the module's initial memory.
+            static __heap_end: u8;
+        }
+
         if INITIAL_HEAP_TAKEN.swap(true, Ordering::Relaxed) {
             return None;
         }
         let start = core::ptr::addr_of!(__heap_base) as usize;
-        let end = size().min(super::PAGE_LIMIT) * super::PAGE_SIZE;
+        let end = (core::ptr::addr_of!(__heap_end) as usize).min(super::PAGE_LIMIT * super::PAGE_SIZE);
         (start < end).then_some(start..end)
+    }
+
+    /// On WASI and emscripten the C library's `malloc` starts at `__heap_base`: the
+    /// initial heap is not ours to take.
+    #[cfg(not(target_os = "unknown"))]
+    pub(super) fn take_initial_heap() -> Option<Range<usize>> {
+        None
     }
 }
 
 // SAFETY: memory 0 only grows; `memory.grow` returns the old size and the new pages are
 // zero; only our own `grow` calls' pages are used. Offsets are addresses, and exposed
 // provenance is how wasm code refers to linear memory. The initial heap is taken once
-// per module (an atomic flag) and lies below the memory's size at that moment.
+// per module (an atomic flag), only by a memory made with `new`, only where no C library
+// owns it, and ends at `__heap_end`, the end of the initial memory, which is zero until
+// an allocator uses it (wasm memory starts zeroed; data segments lie below
+// `__heap_base`).
 #[cfg(target_arch = "wasm32")]
 unsafe impl Memory for WasmMemory {
     #[inline]
@@ -134,6 +182,9 @@ unsafe impl Memory for WasmMemory {
     }
 
     fn take_initial_heap(&self) -> Option<Range<usize>> {
+        if !self.initial_heap {
+            return None;
+        }
         wasm::take_initial_heap()
     }
 }
@@ -200,13 +251,18 @@ impl Region {
     /// obtained by growing). At most [`PAGE_LIMIT`] pages are used.
     ///
     /// # Safety
-    /// `base` is non-null, aligned to [`PAGE_SIZE`], valid for reads and writes of
-    /// `capacity * PAGE_SIZE` bytes, and used by nothing else for as long as the region
-    /// or any pointer allocated from it lives.
+    /// `base` is non-null, valid for reads and writes of `capacity * PAGE_SIZE` bytes, and
+    /// used by nothing else for as long as the region or any pointer allocated from it
+    /// lives.
+    ///
+    /// # Errors
+    /// `base` must be aligned to [`PAGE_SIZE`]. A `const fn` cannot look at an address,
+    /// so a misaligned region is found out when it is used: it never grows, and every
+    /// allocation from it returns null (a global allocator over it then fails with
+    /// Rust's "memory allocation of N bytes failed"). [`Region::is_aligned`] tells.
     ///
     /// # Panics
-    /// If `base` is null; if it is not aligned to [`PAGE_SIZE`], the first growth panics
-    /// (a `const fn` cannot look at an address).
+    /// If `base` is null.
     pub const unsafe fn new(base: *mut u8, capacity: usize) -> Self {
         let Some(base) = NonNull::new(base) else {
             panic!("Region::new: base must not be null");
@@ -220,9 +276,10 @@ impl Region {
     /// lies below `heap_start` plays the part of the stack and static data).
     ///
     /// # Panics
-    /// If `initial` exceeds the capacity or `heap_start` lies beyond `initial` pages.
+    /// If the base is not aligned to [`PAGE_SIZE`], `initial` exceeds the capacity, or
+    /// `heap_start` lies beyond `initial` pages.
     pub fn with_initial_heap(self, initial: usize, heap_start: usize) -> Self {
-        self.assert_aligned();
+        assert!(self.is_aligned(), "Region: base must be 64 KiB aligned");
         assert!(initial <= self.capacity, "Region: initial pages exceed capacity");
         let end = initial * PAGE_SIZE;
         assert!(heap_start <= end, "Region: heap start lies beyond the initial pages");
@@ -237,8 +294,9 @@ impl Region {
         self.capacity
     }
 
-    fn assert_aligned(&self) {
-        assert!(self.base.as_ptr().addr() % PAGE_SIZE == 0, "Region: base must be 64 KiB aligned");
+    /// Whether the base is aligned to [`PAGE_SIZE`], as it must be for the region to grow.
+    pub fn is_aligned(&self) -> bool {
+        self.base.as_ptr().addr() % PAGE_SIZE == 0
     }
 
     fn zero(&self, bytes: Range<usize>) {
@@ -261,8 +319,12 @@ unsafe impl Memory for Region {
         self.size.get()
     }
 
+    /// Fails (rather than panics: the allocator's lock is held) when the base is not
+    /// 64 KiB aligned.
     fn grow(&self, delta: usize) -> Option<usize> {
-        self.assert_aligned();
+        if !self.is_aligned() {
+            return None;
+        }
         let old = self.size.get();
         let new = old.checked_add(delta).filter(|&new| new <= self.capacity)?;
         self.zero(old * PAGE_SIZE..new * PAGE_SIZE);

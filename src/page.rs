@@ -139,20 +139,19 @@ impl PageMap {
 
     /// Claims the memory's initial heap the first time it is called: its whole pages
     /// become free pages, and the part before the first page boundary is returned as a
-    /// byte range for the caller to use (the size classes carve it). Empty afterwards.
-    pub(crate) fn claim_initial_heap<M: Memory>(&mut self, memory: &M) -> Range<usize> {
+    /// byte range for the caller to use (the size classes carve it; it may be empty).
+    /// `None` on every later call, and when the memory has no initial heap.
+    pub(crate) fn claim_initial_heap<M: Memory>(&mut self, memory: &M) -> Option<Range<usize>> {
         if self.started {
-            return 0..0;
+            return None;
         }
         self.started = true;
-        let Some(heap) = memory.take_initial_heap() else {
-            return 0..0;
-        };
+        let heap = memory.take_initial_heap()?;
         let first_page = heap.start.div_ceil(PAGE_SIZE);
         let end_page = (heap.end / PAGE_SIZE).max(first_page);
         self.pages_obtained += end_page - first_page;
         self.release(memory, first_page..end_page);
-        heap.start..heap.end.min(first_page * PAGE_SIZE)
+        Some(heap.start..heap.end.min(first_page * PAGE_SIZE))
     }
 
     /// Hands out `count` pages aligned to `align` pages (a power of two): the first free
@@ -236,7 +235,7 @@ impl PageMap {
     }
 
     /// Whether page `page` is free and ours.
-    #[cfg(all(test, not(target_arch = "wasm32")))]
+    #[cfg(debug_assertions)]
     pub(crate) fn is_free(&self, page: usize) -> bool {
         self.word(page / WORD_BITS) >> (page % WORD_BITS) & 1 == 1
     }
@@ -245,6 +244,42 @@ impl PageMap {
     #[cfg(all(test, not(target_arch = "wasm32")))]
     pub(crate) fn extended_bitmap(&self) -> *mut u64 {
         self.extended
+    }
+
+    /// Debug builds: the first of the page map's invariants that does not hold. Free
+    /// bits lie below `top`, and `top` below the memory's size; free pages are no more
+    /// than the pages obtained; the extended bitmap's page is never free, and exists only
+    /// once a page above the conventional bitmap has been freed.
+    #[cfg(debug_assertions)]
+    pub(crate) fn check<M: Memory>(&self, memory: &M) -> Result<(), &'static str> {
+        if self.top > memory.size() {
+            return Err("page map: top lies above the memory's size");
+        }
+        let words = CONVENTIONAL_WORDS + if self.extended.is_null() { 0 } else { EXTENDED_WORDS };
+        if (self.top.div_ceil(WORD_BITS)..words).any(|w| self.word(w) != 0)
+            || self.top % WORD_BITS != 0 && self.word(self.top / WORD_BITS) >> (self.top % WORD_BITS) != 0
+        {
+            return Err("page map: a free bit at or above top");
+        }
+        if self.free_pages() > self.pages_obtained {
+            return Err("page map: more pages free than obtained");
+        }
+        if !self.extended.is_null() {
+            let page = memory.offset(self.extended.cast()) / PAGE_SIZE;
+            if self.is_free(page) || page >= memory.size() || page < CONVENTIONAL_PAGES {
+                return Err("page map: the extended bitmap's page is free, or misplaced");
+            }
+        }
+        Ok(())
+    }
+
+    /// Debug builds: whether page `page` may hold a block handed out: it is below the
+    /// memory's size, not free, not the extended bitmap, and below `fresh_from` (so it
+    /// was handed out since it was obtained).
+    #[cfg(debug_assertions)]
+    pub(crate) fn may_be_in_use<M: Memory>(&self, memory: &M, page: usize) -> bool {
+        let extended = (!self.extended.is_null()).then(|| memory.offset(self.extended.cast()) / PAGE_SIZE);
+        page < memory.size() && !self.is_free(page) && extended != Some(page) && page < self.fresh_from
     }
 
     /// Records that `pages` leave the allocator; says whether they are all still zero.

@@ -176,3 +176,34 @@ impl Rng {
         (self.next() % n as u64) as usize
     }
 }
+
+/// A memory whose next `refusals` `grow` calls fail, as if it were exhausted for a
+/// while (another party took the pages, and then freed them).
+#[cfg_attr(not(feature = "checked"), allow(dead_code))]
+pub(crate) struct RefusingMemory {
+    pub(crate) inner: OwnedRegion,
+    pub(crate) refusals: std::cell::Cell<usize>,
+}
+
+// SAFETY: delegates to `OwnedRegion`; a refused growth changes nothing.
+unsafe impl Memory for RefusingMemory {
+    fn size(&self) -> usize {
+        self.inner.size()
+    }
+    fn grow(&self, delta: usize) -> Option<usize> {
+        if self.refusals.get() > 0 {
+            self.refusals.set(self.refusals.get() - 1);
+            return None;
+        }
+        self.inner.grow(delta)
+    }
+    fn ptr(&self, offset: usize) -> *mut u8 {
+        self.inner.ptr(offset)
+    }
+    fn offset(&self, ptr: *const u8) -> usize {
+        self.inner.offset(ptr)
+    }
+    fn take_initial_heap(&self) -> Option<Range<usize>> {
+        self.inner.take_initial_heap()
+    }
+}

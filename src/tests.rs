@@ -7,7 +7,7 @@ use std::vec::Vec;
 use crate::checked::TAG_PAGES;
 use crate::class::{MAX_SLOT, MIN_SLOT};
 use crate::testing::{OwnedRegion, Rng, ShadowHeap};
-use crate::{Memory, WasmAllocator, PAGE_SIZE};
+use crate::{Memory, Region, WasmAllocator, PAGE_SIZE};
 
 type Alloc = WasmAllocator<OwnedRegion>;
 
@@ -113,6 +113,10 @@ fn model_test(seed: u64, run: &ModelRun) -> usize {
     };
 
     for _ in 0..run.ops {
+        // After every operation (the previous iteration's), the structures' invariants.
+        if let Err(broken) = alloc.check_invariants() {
+            panic!("{broken}");
+        }
         fill = fill.wrapping_add(1);
         let grow_heap = live.len() < run.live_target;
         match rng.below(8) {
@@ -182,6 +186,9 @@ fn model_test(seed: u64, run: &ModelRun) -> usize {
         // SAFETY: the block is live with this layout.
         unsafe { alloc.dealloc(block.ptr, block.layout) };
     }
+    if let Err(broken) = alloc.check_invariants() {
+        panic!("{broken}");
+    }
     let stats = alloc.stats();
     assert!(stats.pages_free <= stats.pages_obtained);
     ooms
@@ -234,6 +241,32 @@ fn model_test_out_of_memory_often() {
         ooms += model_test(seed, &run);
     }
     assert!(ooms > 0, "the page cap never caused an out-of-memory");
+}
+
+/// The long run behind the README's reliability table, not part of CI:
+/// `WASM_ALLOC_LONG_OPS` operations (default 10^8) in runs of a million, alternating the
+/// two configurations above, with every check of the model test (the invariants after
+/// every operation among them). `cargo test --lib model_test_long -- --ignored
+/// --nocapture`.
+#[test]
+#[ignore = "takes tens of minutes: run it with --ignored"]
+fn model_test_long() {
+    const PER_SEED: usize = 1_000_000;
+    let total: usize =
+        std::env::var("WASM_ALLOC_LONG_OPS").ok().and_then(|ops| ops.parse().ok()).unwrap_or(100_000_000);
+    let plenty =
+        ModelRun { ops: PER_SEED, pages: 4096, max_size: 4 << 20, max_align_log2: 20, live_target: 200 };
+    let scarce =
+        ModelRun { ops: PER_SEED, pages: 48, max_size: 1 << 20, max_align_log2: 18, live_target: 400 };
+    let (mut ops, mut ooms) = (0, 0);
+    for seed in 1000.. {
+        if ops >= total {
+            break;
+        }
+        ooms += model_test(seed, if seed % 2 == 0 { &plenty } else { &scarce });
+        ops += PER_SEED;
+    }
+    std::println!("model_test_long: {ops} operations, {ooms} out-of-memory results, no failure");
 }
 
 /// `&dyn GlobalAlloc` callers may ask for zero bytes (outside the trait's contract): they

@@ -203,8 +203,8 @@ fn the_initial_heap_is_used_before_growing() {
     let memory = OwnedRegion::with_initial_heap(8, 3, PAGE_SIZE + PAGE_SIZE / 2);
     let mut map = PageMap::new();
     let fragment = map.claim_initial_heap(&memory);
-    assert_eq!(fragment, PAGE_SIZE + PAGE_SIZE / 2..2 * PAGE_SIZE);
-    assert_eq!(map.claim_initial_heap(&memory), 0..0, "claimed once");
+    assert_eq!(fragment, Some(PAGE_SIZE + PAGE_SIZE / 2..2 * PAGE_SIZE));
+    assert_eq!(map.claim_initial_heap(&memory), None, "claimed once");
     assert_eq!(alloc(&mut map, &memory, 1, 1), 2);
     assert_eq!(memory.size(), 3, "no growth");
     assert_eq!(map.growth(), (0, 1));

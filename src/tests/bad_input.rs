@@ -100,3 +100,26 @@ fn exhausted_memory_at_every_cap_from_1_to_64_pages() {
         assert_eq!(served, stats.pages_free + (cap - stats.pages_obtained), "cap {cap}");
     }
 }
+
+/// Regression: `Region::grow` asserted the base's alignment while the allocator's lock
+/// was held; as a host's `#[global_allocator]`, the panic machinery then allocated, spun
+/// on the held lock and hung. Now a misaligned region cannot grow: every allocation is
+/// null, nothing panics, and the lock is free after each call (a second call and
+/// `stats` would spin forever otherwise).
+#[test]
+fn a_misaligned_region_returns_null_and_never_panics_under_the_lock() {
+    let buffer = OwnedRegion::new(4);
+    // SAFETY: 8 bytes into a buffer of 4 pages that nothing else uses while `alloc`
+    // lives; valid for 3 pages, as many as it may grow to.
+    let region = unsafe { Region::new(buffer.ptr(0).wrapping_add(8), 3) };
+    assert!(!region.is_aligned());
+    let alloc = WasmAllocator::with_memory(region);
+    for layout in [Layout::new::<u64>(), Layout::from_size_align(2 * PAGE_SIZE, 8).unwrap()] {
+        for _ in 0..2 {
+            // SAFETY: a non-zero size.
+            assert!(unsafe { alloc.alloc(layout) }.is_null(), "{layout:?}");
+        }
+    }
+    assert_eq!(alloc.stats().pages_obtained, 0);
+    // `alloc` is dropped before `buffer`, which outlives it.
+}

@@ -419,6 +419,11 @@ impl Harness<'_> {
 
     fn run(&mut self, inp: &mut Bytes) {
         while !inp.done() {
+            // After every step, the allocator's own invariants (debug builds: cargo fuzz
+            // builds with debug assertions).
+            if let Err(broken) = self.alloc.check_invariants() {
+                panic!("invariant broken: {broken}");
+            }
             let op = inp.u8() % 16;
             let op = if self.live.len() >= MAX_LIVE && op < 7 { 7 } else { op };
             match op {

@@ -233,7 +233,7 @@ struct Block {
 }
 
 struct Harness<'a> {
-    heap: &'a dyn GlobalAlloc,
+    heap: &'a PageAllocator<Logged>,
     log: GrowLog,
     base: usize,
     model: Model,
@@ -368,6 +368,11 @@ impl Harness<'_> {
 
     fn run(&mut self, inp: &mut Bytes) {
         while !inp.done() {
+            // After every step, the allocator's own invariants (debug builds: cargo fuzz
+            // builds with debug assertions).
+            if let Err(broken) = self.heap.check_invariants() {
+                panic!("invariant broken: {broken}");
+            }
             let op = inp.u8() % 8;
             let op = if self.live.len() >= MAX_LIVE && op < 4 { 4 } else { op };
             match op {
