@@ -3,8 +3,9 @@
 //! when the slot is handed out again. Without the feature, [`Checks`] is an empty type
 //! whose methods do nothing and compile away.
 //!
-//! Checks return a [`Misuse`] instead of panicking: the caller panics once the
-//! allocator's lock is released, because the panic machinery allocates.
+//! Checks return a [`Misuse`] instead of panicking: the caller reports it once the
+//! allocator's lock is released, because the panic machinery allocates, and the report
+//! aborts rather than unwinds out of `GlobalAlloc`.
 
 use core::alloc::Layout;
 use core::fmt;
@@ -41,13 +42,31 @@ impl fmt::Display for Misuse {
     }
 }
 
-/// Panics with a message that names the operation, the address (for `dealloc` and
-/// `realloc`) and the layout.
+/// Reports a misuse and aborts: prints a message that names the operation, the address
+/// (for `dealloc` and `realloc`) and the layout, through the panic machinery, and never
+/// unwinds, since unwinding out of a `GlobalAlloc` method is undefined behaviour.
+/// Called once the allocator's lock is released, because the panic machinery allocates.
 #[cold]
 #[inline(never)]
 pub(crate) fn report(misuse: Misuse, operation: &str, addr: Option<usize>, layout: Layout) -> ! {
+    abort_with_message(&Report { misuse, operation, addr, layout })
+}
+
+/// What [`report`] says.
+struct Report<'a> {
+    misuse: Misuse,
+    operation: &'a str,
+    addr: Option<usize>,
+    layout: Layout,
+}
+
+/// Panics in a function that cannot unwind: the panic hook prints the message, then
+/// the process aborts instead of unwinding into the allocator's caller.
+#[allow(improper_ctypes_definitions)] // only called from Rust, never through C
+extern "C" fn abort_with_message(report: &Report<'_>) -> ! {
+    let Report { misuse, operation, layout, .. } = report;
     let (size, align) = (layout.size(), layout.align());
-    match addr {
+    match report.addr {
         Some(addr) => {
             panic!("wasm-alloc (checked): {operation} of {addr:#x} (size {size}, align {align}): {misuse}")
         }

@@ -26,11 +26,20 @@ const BIG_REST: u8 = 0xFF;
 pub(crate) const TAG_PAGES: usize = 1;
 
 /// The byte freed slots are filled with, after their free-list link.
-const POISON: u8 = 0xD9;
+pub(super) const POISON: u8 = 0xD9;
+
+/// How many entries of a class's free list `dealloc` looks through for the slot it is
+/// given, to catch a double free: the most recently freed slots. Bounded, so that a
+/// free costs the same however long the list is.
+const DOUBLE_FREE_WINDOW: usize = 16;
 
 /// The tag table, and the first misuse found (reported once the lock is released).
 pub(crate) struct Checks {
     tags: *mut u8,
+    /// The initial heap's bytes before its first page boundary (offsets): the only
+    /// bytes of the page tagged [`FRAGMENT`] that slots are carved from. Remembered from
+    /// the start, as the tag page may not exist yet when the fragment is claimed.
+    fragment: Range<usize>,
     found: Option<Misuse>,
 }
 
@@ -39,7 +48,7 @@ unsafe impl Send for Checks {}
 
 impl Checks {
     pub(crate) const fn new() -> Self {
-        Checks { tags: ptr::null_mut(), found: None }
+        Checks { tags: ptr::null_mut(), fragment: 0..0, found: None }
     }
 
     /// Takes the tag page on the first slow path; `false` when memory is exhausted.
@@ -53,6 +62,7 @@ impl Checks {
         self.tags = memory.ptr(run.start * PAGE_SIZE);
         // SAFETY: the page was just handed out to us, and holds `TAGGED_PAGES` bytes.
         unsafe { self.tags.write_bytes(UNTAGGED, TAGGED_PAGES) };
+        self.tag_fragment();
         true
     }
 
@@ -83,30 +93,35 @@ impl Checks {
         true
     }
 
-    /// A slot was handed out: a fresh page for a class gets its tag, and a slot from the
-    /// free list loses its poison, so that freeing it is not taken for a double free. One
-    /// byte is enough, the last: it lies past the request unless the request fills the
-    /// slot, and then only a request that writes the poison byte over the whole slot
-    /// looks freed.
+    /// A slot was handed out: a fresh page for a class gets its tag. The slot's bytes
+    /// are the caller's from now on: no check reads them until it is freed.
     pub(crate) fn took_slot<M: Memory>(&mut self, memory: &M, slot: NonNull<u8>, class: usize) {
         let offset = memory.offset(slot.as_ptr());
         if offset % PAGE_SIZE == 0 {
             self.tag(offset / PAGE_SIZE..offset / PAGE_SIZE + 1, 1 + class as u8);
         }
-        if has_poison(class) {
-            // SAFETY: the slot was just handed out; it has `slot_size(class)` bytes.
-            unsafe { slot.as_ptr().add(slot_size(class) - 1).write(!POISON) };
-        }
     }
 
-    /// The initial heap's fragment serves slots of every class.
+    /// The initial heap's fragment serves slots of every class. Its page is tagged as
+    /// soon as the tag page exists (now, or when [`Checks::prepare`] makes it).
     pub(crate) fn took_fragment(&mut self, fragment: Range<usize>) {
         if !fragment.is_empty() {
-            self.tag(fragment.start / PAGE_SIZE..fragment.start / PAGE_SIZE + 1, FRAGMENT);
+            self.fragment = fragment;
+            self.tag_fragment();
         }
     }
 
-    /// Before a slot goes back on its list: it is a slot of `class`, and not free yet.
+    fn tag_fragment(&mut self) {
+        if !self.fragment.is_empty() {
+            let page = self.fragment.start / PAGE_SIZE;
+            self.tag(page..page + 1, FRAGMENT);
+        }
+    }
+
+    /// Before a slot goes back on its list: it is a slot of `class`, and not among the
+    /// last [`DOUBLE_FREE_WINDOW`] slots freed in its class. Reads only the free list
+    /// (bytes the allocator wrote), never the slot: a live slot's bytes are the caller's,
+    /// and may be uninitialised (a struct's padding).
     pub(crate) fn may_free_slot<M: Memory>(
         &mut self,
         memory: &M,
@@ -117,10 +132,21 @@ impl Checks {
         if let Some(misuse) = self.slot_misuse(memory.offset(slot.as_ptr()), class) {
             return self.found(misuse);
         }
-        let fragment = self.tag_of(memory.offset(slot.as_ptr()) / PAGE_SIZE) == FRAGMENT;
-        let poisoned = has_poison(class) && !fragment && poison_intact(slot, class);
-        if classes.head(class) == slot.as_ptr() || poisoned {
-            return self.found(Misuse::DoubleFree);
+        let mut free = classes.head(class);
+        for _ in 0..DOUBLE_FREE_WINDOW {
+            if free.is_null() {
+                break;
+            }
+            if free == slot.as_ptr() {
+                return self.found(Misuse::DoubleFree);
+            }
+            // SAFETY: `free` is on the free list of `class` and passed `slot_misuse` (or is
+            // the head): a free slot of at least a word, whose first word `push` wrote.
+            let next = unsafe { free.cast::<*mut u8>().read() };
+            if !next.is_null() && self.slot_misuse(memory.offset(next), class).is_some() {
+                break;
+            }
+            free = next;
         }
         true
     }
@@ -138,6 +164,8 @@ impl Checks {
     }
 
     /// Before whole pages are freed or resized: `ptr` starts a big block of `count` pages.
+    /// Only pages below [`TAGGED_PAGES`] have tags, as in [`Checks::took_pages`]: the
+    /// part of a block above them is not checked.
     pub(crate) fn may_free_pages<M: Memory>(&mut self, memory: &M, ptr: NonNull<u8>, count: usize) -> bool {
         let offset = memory.offset(ptr.as_ptr());
         let start = offset / PAGE_SIZE;
@@ -146,8 +174,10 @@ impl Checks {
         } else {
             match self.tag_of(start) {
                 BIG_START => {
-                    let body = (start + 1..start + count).all(|p| self.tag_of(p) == BIG_REST);
-                    let ends = self.tag_of(start + count) != BIG_REST;
+                    let end = start.saturating_add(count);
+                    let tagged_end = end.min(TAGGED_PAGES);
+                    let body = (start + 1..tagged_end).all(|p| self.tag_of(p) == BIG_REST);
+                    let ends = end >= TAGGED_PAGES || self.tag_of(end) != BIG_REST;
                     (!body || !ends).then_some(Misuse::Foreign)
                 }
                 BIG_REST => Some(Misuse::Misaligned),
@@ -173,7 +203,8 @@ impl Checks {
         if page >= TAGGED_PAGES {
             return None;
         }
-        if tag != 1 + class as u8 && tag != FRAGMENT {
+        let in_fragment = tag == FRAGMENT && self.fragment.contains(&offset);
+        if tag != 1 + class as u8 && !in_fragment {
             return Some(Misuse::Foreign);
         }
         (offset % slot_size(class) != 0).then_some(Misuse::Misaligned)
@@ -202,15 +233,13 @@ impl Checks {
     }
 }
 
-/// Whether slots of `class` have room for poison after their link.
-fn has_poison(class: usize) -> bool {
-    slot_size(class) > size_of::<*mut u8>()
-}
-
-/// Whether every byte after the link still holds the poison.
+/// Whether every byte of a free slot after its link still holds the poison that
+/// [`Checks::freed_slot`] wrote. Only for free slots: their bytes are the allocator's.
 fn poison_intact(slot: NonNull<u8>, class: usize) -> bool {
     let link = size_of::<*mut u8>();
-    // SAFETY: the slot is ours and `slot_size(class)` bytes long; only read here.
+    // SAFETY: the slot is free, ours and `slot_size(class)` bytes long, and every byte
+    // after its link was written by `freed_slot` (or, for a fragment slot, which callers
+    // do not pass here, zeroed); only read here.
     let bytes = unsafe { core::slice::from_raw_parts(slot.as_ptr().add(link), slot_size(class) - link) };
     bytes.iter().all(|&b| b == POISON)
 }
