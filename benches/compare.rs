@@ -15,13 +15,18 @@
 
 use std::env;
 use std::fs;
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
 
 /// (name in the report, workload package, its wasm file stem, size-probe feature)
 const ALLOCATORS: &[(&str, &str, &str, &str)] = &[
     ("wasm-alloc", "wl-wasm-alloc", "wl_wasm_alloc", "wasm-alloc"),
     ("dlmalloc", "wl-dlmalloc", "wl_dlmalloc", "dlmalloc"),
+    ("wasmalloc", "wl-wasmalloc", "wl_wasmalloc", "wasmalloc"),
     ("talc", "wl-talc", "wl_talc", "talc"),
     ("rlsf", "wl-rlsf", "wl_rlsf", "rlsf"),
     ("lol_alloc", "wl-lol-alloc", "wl_lol_alloc", "lol_alloc"),
@@ -39,6 +44,7 @@ const WASM_FEATURES: &[&str] = &[
 ];
 
 fn main() {
+    let t_start = Instant::now();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     env::set_current_dir(&root).expect("cd to the workspace root");
     let args: Vec<String> = env::args().skip(1).filter(|a| a != "--bench").collect();
@@ -198,7 +204,15 @@ fn main() {
         node_cmd.arg("--quick");
     }
     node_cmd.args(&runner_args);
+    let t_run = Instant::now();
+    eprintln!("bench: builds took {} s; running the workloads", (t_run - t_start).as_secs());
     let status = node_cmd.status().unwrap_or_else(|e| fail(&format!("cannot run node: {e}")));
+    eprintln!(
+        "bench: {} s in all ({} s of builds, {} s of runs)",
+        t_start.elapsed().as_secs(),
+        (t_run - t_start).as_secs(),
+        t_run.elapsed().as_secs()
+    );
     std::process::exit(status.code().unwrap_or(1));
 }
 
@@ -216,11 +230,43 @@ fn ensure_wasm_target() {
     }
 }
 
-/// Runs cargo; on failure returns its first error line (and the one after it).
+/// Runs cargo, echoing its `Compiling` lines (and a line every 30 s without any, so a
+/// long link still shows); on failure returns its first error line (and the one after it).
 fn run_cargo(mut c: Command) -> Result<(), String> {
-    let out = c.stdout(Stdio::inherit()).stderr(Stdio::piped()).output().map_err(|e| e.to_string())?;
-    let err = String::from_utf8_lossy(&out.stderr);
-    if out.status.success() {
+    let mut child = c.stdout(Stdio::inherit()).stderr(Stdio::piped()).spawn().map_err(|e| e.to_string())?;
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = mpsc::channel::<String>();
+    let reader = thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            all.push_str(&line);
+            all.push('\n');
+            let _ = tx.send(line);
+        }
+        all
+    });
+    let start = Instant::now();
+    let mut said = Instant::now();
+    loop {
+        match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(line) => {
+                if line.trim_start().starts_with("Compiling") {
+                    eprintln!("  {}", line.trim());
+                    said = Instant::now();
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if said.elapsed() >= Duration::from_secs(30) {
+                    eprintln!("  ... cargo still building ({} s)", start.elapsed().as_secs());
+                    said = Instant::now();
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let err = reader.join().unwrap_or_default();
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if status.success() {
         if let Some(l) = err.lines().rev().find(|l| l.trim_start().starts_with("Finished")) {
             eprintln!("  {}", l.trim());
         }
@@ -230,7 +276,7 @@ fn run_cargo(mut c: Command) -> Result<(), String> {
     let lines: Vec<&str> = err.lines().collect();
     let i = lines.iter().position(|l| l.starts_with("error")).unwrap_or(0);
     let msg = lines[i..].iter().take(2).map(|l| l.trim()).collect::<Vec<_>>().join(" ");
-    Err(if msg.is_empty() { format!("cargo build failed ({})", out.status) } else { msg })
+    Err(if msg.is_empty() { format!("cargo build failed ({status})") } else { msg })
 }
 
 fn output(cmd: &str, args: &[&str]) -> Option<String> {

@@ -8,8 +8,9 @@
 // Each workload runs in a fresh instance inside a fresh worker thread (so a hung peer can
 // be terminated), allocators interleaved round-robin, rotated every round. Reported: the
 // median time, its ratio to dlmalloc, peak memory (memory.buffer.byteLength at the end;
-// wasm memory never shrinks), wasm-alloc's own counters, heap efficiency, code size.
-// Writes a table to stdout and CSV + SVG into the output directory.
+// wasm memory never shrinks), wasm-alloc's own counters, heap efficiency, the small-program
+// footprint (memory after one fixed live set), code size. Progress (elapsed, estimated
+// time left) goes to stderr. Writes a table to stdout and CSV + SVG into the output directory.
 
 import { readFileSync, writeFileSync, mkdirSync, existsSync, statSync } from 'node:fs';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
@@ -112,12 +113,19 @@ const WORKLOADS = [
     note: 'BTreeMap/HashMap/String, 8..256 B values' },
   { id: 'json', fn: 'wl_json', full: [SEED + 3, 4096, 3], quick: [SEED + 3, 2048, 2],
     note: 'serde_json parse + serialize, 4 MiB document' },
+  { id: 'markdown', fn: 'wl_markdown', full: [SEED + 6, 1024, 3], quick: [SEED + 6, 512, 2],
+    note: 'pulldown-cmark: a Markdown document of KiB rendered to HTML twice per repetition (from the parser; from owned events with heading ids)' },
   { id: 'fragmentation', fn: 'wl_frag', full: [SEED + 4, 400_000, 2], quick: [SEED + 4, 200_000, 2],
     note: '48 B blocks, free every other, 80 B blocks, big blocks' },
+  { id: 'size-drift', fn: 'wl_size_drift', full: [SEED + 7, 20, 16], quick: [SEED + 7, 12, 8],
+    note: 'phases, MiB live per phase; bands 16..64 B, 200..600 B, 2..8 KiB, 20..60 KiB in turn; 1 block in 32 kept 1..4 more phases' },
   { id: 'heap-efficiency', fn: 'wl_heap_eff', full: [SEED + 5, 300], quick: [SEED + 5, 50], eff: true,
     note: `talc's heap efficiency, memory capped at ${HE_CAP_MIB} MiB` },
+  { id: 'footprint', fn: 'wl_footprint', full: [SEED + 8], quick: [SEED + 8], once: true,
+    note: '300 live blocks of 40 sizes, 8 B..64 KiB (1.40 MiB); memory at the end' },
 ].filter((w) => !ONLY || ONLY.split(',').includes(w.id));
-const TIMED = WORKLOADS.filter((w) => !w.eff);
+const TIMED = WORKLOADS.filter((w) => !w.eff && !w.once);
+const ONCE = WORKLOADS.filter((w) => w.once);
 const BASE = 'dlmalloc';
 const RA_ACTIONS = 100000; // per iteration of random-actions (RA_ACTIONS in workloads)
 
@@ -158,7 +166,10 @@ function runOnce(alloc, w, args, maxPages) {
       workerData: { module: alloc.module, fn: w.fn, args, minPages: alloc.minPages, maxPages },
     });
     let done = false;
-    const finish = (r) => { if (!done) { done = true; clearTimeout(timer); resolve(r); } };
+    // A long run still says something every 30 s.
+    const t0 = Date.now();
+    const beat = setInterval(() => log(`    ... ${w.id} / ${alloc.name} still running (${((Date.now() - t0) / 1000).toFixed(0)} s; ${elapsed()} elapsed)`), 30000);
+    const finish = (r) => { if (!done) { done = true; clearTimeout(timer); clearInterval(beat); resolve(r); } };
     const timer = setTimeout(() => {
       worker.terminate();
       finish({ fail: `timeout (> ${timeoutMs / 1000} s)` });
@@ -198,15 +209,74 @@ for (const w of WORKLOADS) for (const a of allocs) cell[key(w.id, a.name)] = { t
 const started = Date.now();
 const LOAD_AT_START = os.loadavg(); // a busy machine shows here: compare runs with similar loads
 const log = (s) => process.stderr.write(s + '\n');
+const dur = (ms) => {
+  const s = Math.round(ms / 1000);
+  return s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${s} s`;
+};
+const elapsed = () => dur(Date.now() - started);
 log(`bench: ${QUICK ? 'quick' : 'full'} mode, ${ROUNDS} rounds, ${allocs.length} allocators, timeout ${TIMEOUT_MS / 1000} s`);
 
+// --- Progress: what is left, estimated from the wall time of each run so far (worker
+// start included); before a cell has run, from the last results in the output directory
+// (same mode), else from the other allocators' runs of the workload.
+const wall = {}; // key -> [ms]
+const prior = (() => {
+  const m = {};
+  try {
+    const [head, ...rows] = readFileSync(path.join(outDir, 'bench.csv'), 'utf8').trim().split('\n');
+    const cols = head.split(',');
+    for (const row of rows) {
+      const f = row.split(','), get = (n) => f[cols.indexOf(n)];
+      const ms = get('status') === 'ok' ? Number(get('median_ms')) : /timeout/.test(row) ? Infinity : 500;
+      m[key(get('workload'), get('allocator'))] = ms;
+    }
+  } catch { /* no earlier results */ }
+  return m;
+})();
+const mean = (xs) => xs.reduce((x, y) => x + y, 0) / xs.length;
+function estimate(w, a) {
+  const c = cell[key(w.id, a.name)];
+  if (c.fail) return 0;
+  const seen = wall[key(w.id, a.name)];
+  if (seen?.length) return mean(seen);
+  const timeout = w.eff ? TIMEOUT_MS * 3 : TIMEOUT_MS;
+  const p = prior[key(w.id, a.name)];
+  if (p !== undefined) return Math.min(p + 150, timeout);
+  const others = allocs.flatMap((b) => wall[key(w.id, b.name)] ?? []);
+  if (others.length) return mean(others);
+  const mine = TIMED.flatMap((v) => wall[key(v.id, a.name)] ?? []);
+  if (mine.length && !w.eff && !w.once) return mean(mine);
+  return w.eff ? 5000 : w.once ? 300 : 1000;
+}
+// Runs still to do: timed workloads from (round, workload index) on, then the one-off ones.
+function left(round, wi, doneOnce) {
+  let ms = 0;
+  for (let r = round; r < ROUNDS; r++) {
+    for (let i = r === round ? wi : 0; i < TIMED.length; i++) for (const a of allocs) ms += estimate(TIMED[i], a);
+  }
+  for (const w of WORKLOADS.filter((w) => w.eff || w.once)) for (const a of allocs) {
+    if (!doneOnce.has(key(w.id, a.name))) ms += estimate(w, a);
+  }
+  return ms;
+}
+const doneOnce = new Set();
+const progress = (what, ms, next) => log(`  ${what.padEnd(34)} ${dur(ms).padStart(6)}   elapsed ${elapsed()}, about ${dur(next)} left`);
+async function timedRun(a, w, args, maxPages) {
+  const t0 = Date.now();
+  const r = await runOnce(a, w, args, maxPages);
+  if (!r.fail) (wall[key(w.id, a.name)] ??= []).push(Date.now() - t0);
+  else log(`    ${w.id} / ${a.name}: FAIL, ${r.fail} (${elapsed()} elapsed)`);
+  return r;
+}
+
 for (let round = 0; round < ROUNDS; round++) {
-  for (const w of TIMED) {
+  for (const [wi, w] of TIMED.entries()) {
+    const t0 = Date.now();
     const order = allocs.map((_, i) => allocs[(i + round) % allocs.length]);
     for (const a of order) {
       const c = cell[key(w.id, a.name)];
       if (c.fail) continue;
-      const r = await runOnce(a, w, QUICK ? w.quick : w.full, 0);
+      const r = await timedRun(a, w, QUICK ? w.quick : w.full, 0);
       if (r.fail) { c.fail = r.fail; continue; }
       c.times.push(r.ms);
       c.bytes = Math.max(c.bytes || 0, r.bytes);
@@ -214,8 +284,28 @@ for (let round = 0; round < ROUNDS; round++) {
       c.ret = r.ret;
       if (r.stats) c.stats = r.stats;
     }
+    const last = wi + 1 === TIMED.length;
+    progress(`round ${round + 1}/${ROUNDS} ${w.id}`, Date.now() - t0, last ? left(round + 1, 0, doneOnce) : left(round, wi + 1, doneOnce));
   }
-  log(`  round ${round + 1}/${ROUNDS} done (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+}
+
+// Footprint: deterministic, one run per allocator, memory at the end.
+for (const w of ONCE) {
+  const t0 = Date.now();
+  for (const a of allocs) {
+    const c = cell[key(w.id, a.name)];
+    doneOnce.add(key(w.id, a.name));
+    if (c.fail) continue;
+    const r = await timedRun(a, w, QUICK ? w.quick : w.full, 0);
+    if (r.fail) { c.fail = r.fail; continue; }
+    c.times.push(r.ms);
+    c.bytes = r.bytes;
+    c.ret = r.ret;
+    c.minPages = a.minPages;
+    c.heapBase = r.heapBase;
+    if (r.stats) c.stats = r.stats;
+  }
+  progress(`${w.id} (all allocators)`, Date.now() - t0, left(ROUNDS, 0, doneOnce));
 }
 
 // Heap efficiency: deterministic, one run per allocator.
@@ -223,9 +313,12 @@ for (const w of WORKLOADS.filter((w) => w.eff)) {
   const capPages = HE_CAP_MIB * 16;
   for (const a of allocs) {
     const c = cell[key(w.id, a.name)];
+    doneOnce.add(key(w.id, a.name));
     if (c.fail) continue;
     const args = QUICK ? w.quick : w.full;
-    const r = await runOnce(a, w, args, capPages);
+    const t0 = Date.now();
+    const r = await timedRun(a, w, args, capPages);
+    progress(`${w.id} ${a.name}`, Date.now() - t0, left(ROUNDS, 0, doneOnce));
     if (r.fail) { c.fail = r.fail; continue; }
     const budget = capPages * 65536 - r.heapBase;
     c.eff = (100 * r.ret) / (args[1] * budget);
@@ -235,11 +328,10 @@ for (const w of WORKLOADS.filter((w) => w.eff)) {
     c.heapBase = r.heapBase;
     if (r.stats) c.stats = r.stats;
   }
-  log(`  ${w.id} done (${((Date.now() - started) / 1000).toFixed(0)} s)`);
 }
 
 // Checksums: every allocator must compute what the reference computes.
-for (const w of TIMED) {
+for (const w of [...TIMED, ...ONCE]) {
   const ref = cell[key(w.id, BASE)]?.ret ?? (() => {
     const votes = {};
     for (const a of names) { const r = cell[key(w.id, a)].ret; if (r !== undefined) votes[r] = (votes[r] || 0) + 1; }
@@ -294,10 +386,10 @@ const timeRows = TIMED.map((w) => [w.id, ...names.map((a) => {
   const m = med(c), b = med(cell[key(w.id, BASE)]);
   return `${m.toFixed(1)} ms` + (b ? ` ${(m / b).toFixed(2)}x` : '');
 })]);
-const memRows = [...TIMED.map((w) => [w.id, ...names.map((a) => {
+const memRows = [...TIMED, ...ONCE].map((w) => [w.id, ...names.map((a) => {
   const c = cell[key(w.id, a)];
   return c.fail ? 'FAIL' : mib(c.bytes).toFixed(1);
-})])];
+})]);
 const effRows = WORKLOADS.filter((w) => w.eff).map((w) => [w.id + ` (${HE_CAP_MIB} MiB)`, ...names.map((a) => {
   const c = cell[key(w.id, a)];
   return c.fail ? failMark(w.id, a, c) : `${c.eff.toFixed(1)} %`;
@@ -306,6 +398,16 @@ if (effRows.length) effRows.push(['  first round only', ...names.map((a) => {
   const c = cell[key(WORKLOADS.find((w) => w.eff).id, a)];
   return c.fail || c.effFirst == null ? '-' : `${c.effFirst.toFixed(1)} %`;
 })]);
+// Small-program footprint: the memory's size at the end, nothing subtracted.
+const fpRows = ONCE.flatMap((w) => {
+  const b = cell[key(w.id, BASE)];
+  const get = (f) => names.map((a) => { const c = cell[key(w.id, a)]; return c.fail ? failMark(w.id, a, c) : f(c); });
+  return [
+    ['memory at the end (MiB)', ...get((c) => mib(c.bytes).toFixed(2))],
+    ['ratio to dlmalloc', ...get((c) => (b.fail ? '-' : `${(c.bytes / b.bytes).toFixed(2)}x`))],
+    ['64 KiB pages grown', ...get((c) => String(c.bytes / 65536 - c.minPages))],
+  ];
+});
 const ra = TIMED.find((w) => w.id === 'random-actions');
 const raRow = ra ? [['actions/µs', ...names.map((a) => {
   const c = cell[key(ra.id, a)];
@@ -335,7 +437,8 @@ const out = [
   ...header, '',
   table('Time: median, and ratio to dlmalloc (lower is better)', 'workload', [...timeRows, ...raRow], names), '',
   table('Peak memory: MiB of wasm memory at the end (lower is better)', 'workload', memRows, names), '',
-  table("Heap efficiency: bytes in use at the first failure / heap (talc's definition; higher is better)", 'workload', effRows, names), '',
+  ...(effRows.length ? [table("Heap efficiency: bytes in use at the first failure / heap (talc's definition; higher is better)", 'workload', effRows, names), ''] : []),
+  ...(fpRows.length ? [table(`Small-program footprint: ${ONCE[0].note} (lower is better)`, 'footprint', fpRows, names), ''] : []),
   table(`Code size: no_std probe, opt-level=z, LTO, strip${manifest.wasm_opt ? `; ${manifest.wasm_opt}` : '; wasm-opt not installed'}`, 'size', sizeRows, names), '',
   ...(wa ? [table('wasm-alloc counters at the end of the run (ALLOC.stats())', 'workload', statRows, ['memory.grow calls', 'pages obtained', 'pages free', 'memory pages']), ''] : []),
   ...(fails.length ? ['Failures:', ...fails.map((f, i) => `  [${i + 1}] ${f}`), ''] : []),
@@ -349,15 +452,16 @@ console.log(out);
 mkdirSync(outDir, { recursive: true });
 const csvq = (s) => (/[",\n]/.test(String(s)) ? `"${String(s).replace(/"/g, '""')}"` : String(s));
 const benchCsv = [
-  ['workload', 'allocator', 'status', 'median_ms', 'min_ms', 'max_ms', 'runs', 'ratio_to_dlmalloc', 'peak_bytes', 'heap_efficiency_pct', 'heap_efficiency_first_round_pct', 'checksum', 'grow_calls', 'pages_obtained', 'pages_free', 'reason'].join(','),
+  ['workload', 'allocator', 'status', 'median_ms', 'min_ms', 'max_ms', 'runs', 'ratio_to_dlmalloc', 'peak_bytes', 'heap_efficiency_pct', 'heap_efficiency_first_round_pct', 'checksum', 'grow_calls', 'pages_obtained', 'pages_free', 'reason', 'peak_ratio_to_dlmalloc'].join(','),
   ...WORKLOADS.flatMap((w) => names.map((a) => {
-    const c = cell[key(w.id, a)];
-    const m = med(c), b = med(cell[key(w.id, BASE)]);
+    const c = cell[key(w.id, a)], bc = cell[key(w.id, BASE)];
+    const m = med(c), b = med(bc);
     const ok = !c.fail;
     return [w.id, a, ok ? 'ok' : 'FAIL', ok && m != null ? m.toFixed(3) : '', ok && c.times.length ? Math.min(...c.times).toFixed(3) : '',
-      ok && c.times.length ? Math.max(...c.times).toFixed(3) : '', c.times.length, ok && !w.eff && b ? (m / b).toFixed(4) : '',
+      ok && c.times.length ? Math.max(...c.times).toFixed(3) : '', c.times.length, ok && !w.eff && !w.once && b ? (m / b).toFixed(4) : '',
       ok ? c.bytes : '', ok && c.eff != null ? c.eff.toFixed(2) : '', ok && c.effFirst != null ? c.effFirst.toFixed(2) : '', ok && c.ret != null && !w.eff ? c.ret : '',
-      c.stats?.grow_calls ?? '', c.stats?.pages_obtained ?? '', c.stats?.pages_free ?? '', c.fail || ''].map(csvq).join(',');
+      c.stats?.grow_calls ?? '', c.stats?.pages_obtained ?? '', c.stats?.pages_free ?? '', c.fail || '',
+      ok && !w.eff && c.bytes && bc.bytes && !bc.fail ? (c.bytes / bc.bytes).toFixed(4) : ''].map(csvq).join(',');
   })),
 ].join('\n') + '\n';
 const sizeCsv = [
@@ -383,13 +487,15 @@ if (!QUICK && !PARTIAL) {
 log(`bench: wrote ${outDir}/{bench.csv,size.csv,results.txt,chart.svg}`);
 
 function svg() {
-  const COLORS = { 'wasm-alloc': '#d62728', dlmalloc: '#1f77b4', talc: '#2ca02c', rlsf: '#9467bd', lol_alloc: '#ff7f0e', wee_alloc: '#8c564b', bump: '#7f7f7f' };
+  const COLORS = { 'wasm-alloc': '#d62728', dlmalloc: '#1f77b4', wasmalloc: '#e377c2', talc: '#2ca02c', rlsf: '#9467bd', lol_alloc: '#ff7f0e', wee_alloc: '#8c564b', bump: '#7f7f7f' };
   const color = (a, i) => COLORS[a] || ['#17becf', '#bcbd22', '#e377c2'][i % 3];
   const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;');
-  const W = 980, padL = 60, padR = 20, groupW = (W - padL - padR) / TIMED.length, barW = Math.min(16, (groupW - 16) / names.length);
+  const MEM = [...TIMED, ...ONCE];
+  const W = 980, padL = 60, padR = 20;
   const parts = [];
   let y0 = 0;
-  const panel = (title, values, unit) => {
+  const panel = (title, values, unit, groups) => {
+    const groupW = (W - padL - padR) / groups.length, barW = Math.min(16, (groupW - 16) / names.length);
     // values: per workload, per allocator: ratio (log scale) or null (FAIL)
     const H = 220, top = y0 + 34, bottom = top + H;
     const all = values.flat().filter((v) => v != null && v > 0);
@@ -401,7 +507,7 @@ function svg() {
       parts.push(`<line x1="${padL}" x2="${W - padR}" y1="${y}" y2="${y}" stroke="${t === 1 ? '#000' : '#ddd'}" stroke-width="${t === 1 ? 1.2 : 1}"/>`);
       parts.push(`<text x="${padL - 6}" y="${+y + 4}" font-size="11" text-anchor="end">${t >= 1 ? t : '1/' + 1 / t}${unit}</text>`);
     }
-    TIMED.forEach((w, wi) => {
+    groups.forEach((w, wi) => {
       const gx = padL + wi * groupW + (groupW - barW * names.length) / 2;
       names.forEach((a, ai) => {
         const v = values[wi][ai], x = gx + ai * barW;
@@ -419,17 +525,17 @@ function svg() {
     });
     y0 = bottom + 30;
   };
-  const ratio = (get) => TIMED.map((w) => names.map((a) => {
+  const ratio = (get, groups) => groups.map((w) => names.map((a) => {
     const c = cell[key(w.id, a)], b = cell[key(w.id, BASE)];
     if (c.fail || b.fail) return null;
     return get(c) / get(b);
   }));
-  panel('Time, ratio to dlmalloc (median; log scale; lower is better; ✕ = FAIL)', ratio(med), '×');
-  panel('Peak memory, ratio to dlmalloc (log scale; lower is better)', ratio((c) => c.bytes), '×');
+  panel('Time, ratio to dlmalloc (median; log scale; lower is better; ✕ = FAIL)', ratio(med, TIMED), '×', TIMED);
+  panel('Peak memory (footprint: memory at the end), ratio to dlmalloc (log scale; lower is better)', ratio((c) => c.bytes, MEM), '×', MEM);
   // Heap efficiency (linear %) and legend.
   const he = WORKLOADS.find((w) => w.eff);
   if (he) {
-    const top = y0 + 30, H = 110;
+    const top = y0 + 42, H = 110;
     parts.push(`<text x="${padL}" y="${y0 + 16}" font-size="15" font-weight="bold">${esc(`Heap efficiency (talc's definition, ${HE_CAP_MIB} MiB cap; higher is better)`)}</text>`);
     for (const t of [0, 50, 100]) {
       const y = top + H - (t / 100) * H;
@@ -443,8 +549,28 @@ function svg() {
     });
     y0 = top + H + 10;
   }
+  // Code size: the allocator's own bytes (probe minus the bump build; after wasm-opt -Oz when installed).
+  const bump = sizeOf('bump');
+  const opt = manifest.wasm_opt && bump.opt_bytes != null;
+  const code = names.map((a) => {
+    const s = sizeOf(a);
+    if (s.error || bump.error) return null;
+    return opt ? (s.opt_bytes != null ? s.opt_bytes - bump.opt_bytes : null) : s.bytes - bump.bytes;
+  });
+  if (code.some((v) => v != null) && names.some((a) => a !== 'bump')) {
+    const top = y0 + 42, H = 110, max = Math.max(...code.filter((v) => v != null), 1);
+    parts.push(`<text x="${padL}" y="${y0 + 16}" font-size="15" font-weight="bold">${esc(`Code size: allocator bytes in the no_std probe, minus the bump build${opt ? ', after wasm-opt -Oz' : ''} (lower is better)`)}</text>`);
+    parts.push(`<line x1="${padL}" x2="${padL + names.length * 80}" y1="${top + H}" y2="${top + H}" stroke="#999"/>`);
+    names.forEach((a, ai) => {
+      const v = code[ai], x = padL + ai * 80 + 20;
+      if (v == null) { parts.push(`<text x="${x + 18}" y="${top + H - 4}" font-size="11" text-anchor="middle">FAIL</text>`); return; }
+      const h = (Math.max(v, 0) / max) * H;
+      parts.push(`<rect x="${x}" y="${(top + H - h).toFixed(1)}" width="36" height="${Math.max(h, 0.5).toFixed(1)}" fill="${color(a, ai)}"/><text x="${x + 18}" y="${(top + H - h - 3).toFixed(1)}" font-size="11" text-anchor="middle">${v} B</text>`);
+    });
+    y0 = top + H + 10;
+  }
   names.forEach((a, ai) => {
-    const x = padL + ai * 120;
+    const x = padL + ai * 110;
     parts.push(`<rect x="${x}" y="${y0 + 8}" width="12" height="12" fill="${color(a, ai)}"/><text x="${x + 16}" y="${y0 + 18}" font-size="12">${esc(a)}</text>`);
   });
   y0 += 30;

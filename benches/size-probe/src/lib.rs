@@ -16,6 +16,10 @@ static A: wasm_alloc::WasmAllocator = wasm_alloc::WasmAllocator::new();
 #[global_allocator]
 static A: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
 
+#[cfg(feature = "wasmalloc")]
+#[global_allocator]
+static A: wasmalloc::WasmAlloc = wasmalloc::WasmAlloc::new();
+
 #[cfg(feature = "talc")]
 #[global_allocator]
 static A: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();

@@ -752,3 +752,384 @@ pub extern "C" fn wl_heap_eff(seed: u32, rounds: u32) -> f64 {
     HE_FAILS.store(fails, Relaxed);
     used_total
 }
+
+// ---------------------------------------------------------------------------------------
+// 7. Size drift: `phases` phases, each in one size band (cycling 16..64 B, 200..600 B,
+// 2..8 KiB, 20..60 KiB). A phase allocates blocks of its band until `mib` MiB of them are
+// live, freeing a random one of its blocks at every fifth step; at its end all of the
+// phase's blocks are freed in random order. One block in 32 is long-lived instead: it is
+// kept for 1 to 4 more phases, so every phase leaves a few scattered survivors behind.
+// Peak memory is the figure: memory that stays with one size (class pages that never go
+// back) is not there for the next band.
+
+const DRIFT_BANDS: [(usize, usize); 4] = [(16, 64), (200, 600), (2 << 10, 8 << 10), (20 << 10, 60 << 10)];
+
+#[no_mangle]
+pub extern "C" fn wl_size_drift(seed: u32, phases: u32, mib: u32) -> u32 {
+    let mut rng = Rng::new(seed);
+    let mut h = Hash::new();
+    let target = (mib as usize) << 20;
+    // The bookkeeping is reserved once, for the smallest band's count (a mean of 40 B),
+    // so that its own growth does not dominate the peak.
+    let mut cur: Vec<Blk> = Vec::with_capacity(target / 40 * 9 / 8);
+    let mut long: Vec<(Blk, u32)> = Vec::with_capacity(target / 40 / 8); // (block, last phase it lives through)
+    for phase in 0..phases {
+        let (lo, hi) = DRIFT_BANDS[phase as usize % DRIFT_BANDS.len()];
+        let mut live = 0usize;
+        while live < target {
+            if !cur.is_empty() && rng.below(5) == 0 {
+                let b = cur.swap_remove(rng.below(cur.len()));
+                live -= b.size;
+                h.add(b.free() as u64);
+            } else {
+                let size = rng.range(lo, hi);
+                let b = Blk::new(size, 8, rng.u32());
+                if rng.below(32) == 0 {
+                    long.push((b, phase + 1 + rng.below(4) as u32));
+                } else {
+                    live += size;
+                    cur.push(b);
+                }
+            }
+        }
+        h.add(cur.len() as u64);
+        while !cur.is_empty() {
+            let b = cur.swap_remove(rng.below(cur.len()));
+            h.add(b.free() as u64);
+        }
+        let mut i = 0;
+        while i < long.len() {
+            if long[i].1 <= phase {
+                h.add(long.swap_remove(i).0.free() as u64);
+            } else {
+                i += 1;
+            }
+        }
+        h.add(long.len() as u64);
+    }
+    for (b, _) in long.drain(..) {
+        h.add(b.free() as u64);
+    }
+    h.finish()
+}
+
+// ---------------------------------------------------------------------------------------
+// 8. A real library: pulldown-cmark. A Markdown document of `kib` KiB is generated
+// (sections with headings, paragraphs with emphasis, inline code, links and characters to
+// escape, bullet lists with nested items, ordered lists, fenced code, block quotes,
+// tables), then `reps` times: rendered to HTML straight from the parser; parsed again
+// into an owned event list (`Event::into_static`), every heading given an id made from
+// its text, and that list rendered. The HTML is checked by counting its elements
+// against what the generator wrote, the second rendering against the first, and the
+// checksum hashes the HTML, so it must equal dlmalloc's byte for byte.
+
+#[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
+struct MdCounts {
+    h2: usize,
+    h3: usize,
+    p: usize,
+    li: usize,
+    pre: usize,
+    code: usize,
+    a: usize,
+    em: usize,
+    strong: usize,
+    blockquote: usize,
+    table: usize,
+    td: usize,
+}
+
+const MD_WORDS: &[&str] = &[
+    "alloc", "arena", "block", "bitmap", "class", "free", "grow", "heap", "linear", "memory", "page",
+    "pointer", "region", "size", "slot", "span", "stack", "table", "wasm", "module", "value", "vector",
+    "string", "buffer", "node", "list", "tree", "map", "cache", "line", "word", "byte",
+];
+
+fn md_word(rng: &mut Rng) -> &'static str {
+    MD_WORDS[rng.below(MD_WORDS.len())]
+}
+
+/// A paragraph's text: words with inline elements, lines broken near 72 columns.
+fn md_inline(rng: &mut Rng, s: &mut String, c: &mut MdCounts, words: usize) {
+    let mut col = 0;
+    for i in 0..words {
+        let start = s.len();
+        if i > 0 {
+            if col > 72 {
+                s.push('\n');
+                col = 0;
+            } else {
+                s.push(' ');
+            }
+        }
+        match rng.below(24) {
+            0 => {
+                s.push('*');
+                s.push_str(md_word(rng));
+                s.push('*');
+                c.em += 1;
+            }
+            1 => {
+                s.push_str("**");
+                s.push_str(md_word(rng));
+                s.push_str("**");
+                c.strong += 1;
+            }
+            2 => {
+                let w = md_word(rng);
+                let n = rng.below(1000);
+                s.push_str(&format!("`{w}_{n}()`"));
+                c.code += 1;
+            }
+            3 => {
+                let (w1, w2) = (md_word(rng), md_word(rng));
+                let n = rng.below(100_000);
+                s.push_str(&format!("[{w1} {w2}](https://example.org/{w1}/{n}?q={w2}&n={n})"));
+                c.a += 1;
+            }
+            4 => s.push_str("a & b"),
+            5 => s.push_str("x < y"),
+            6 => s.push_str("\"quoted\""),
+            7 => s.push_str(&format!("{}", rng.u32())),
+            _ => s.push_str(md_word(rng)),
+        }
+        col += s.len() - start;
+    }
+}
+
+fn gen_markdown(seed: u32, target: usize) -> (String, MdCounts) {
+    let mut rng = Rng::new(seed);
+    let mut s = String::with_capacity(target + 4096);
+    let mut c = MdCounts::default();
+    let mut sec = 0;
+    while s.len() < target {
+        sec += 1;
+        let (w1, w2) = (md_word(&mut rng), md_word(&mut rng));
+        s.push_str(&format!("## Section {sec}: the {w1} and the {w2}\n\n"));
+        c.h2 += 1;
+        for _ in 0..rng.range(1, 3) {
+            let n = rng.range(20, 90);
+            md_inline(&mut rng, &mut s, &mut c, n);
+            s.push_str("\n\n");
+            c.p += 1;
+        }
+        let mut last = usize::MAX;
+        for _ in 0..rng.range(1, 4) {
+            let kind = rng.below(6);
+            if kind == last && (kind == 1 || kind == 2) {
+                // Two lists of one kind in a row would merge into one loose list.
+                let n = rng.range(5, 15);
+                md_inline(&mut rng, &mut s, &mut c, n);
+                s.push_str("\n\n");
+                c.p += 1;
+            }
+            last = kind;
+            match kind {
+                0 => {
+                    s.push_str(&format!("### Notes on {} {sec}\n\n", md_word(&mut rng)));
+                    c.h3 += 1;
+                }
+                1 => {
+                    for _ in 0..rng.range(2, 6) {
+                        s.push_str("- ");
+                        let n = rng.range(3, 14);
+                        md_inline(&mut rng, &mut s, &mut c, n);
+                        s.push('\n');
+                        c.li += 1;
+                        if rng.below(3) == 0 {
+                            for _ in 0..rng.range(1, 3) {
+                                s.push_str("  - ");
+                                let n = rng.range(2, 8);
+                                md_inline(&mut rng, &mut s, &mut c, n);
+                                s.push('\n');
+                                c.li += 1;
+                            }
+                        }
+                    }
+                    s.push('\n');
+                }
+                2 => {
+                    for k in 1..=rng.range(2, 5) {
+                        s.push_str(&format!("{k}. "));
+                        let n = rng.range(3, 12);
+                        md_inline(&mut rng, &mut s, &mut c, n);
+                        s.push('\n');
+                        c.li += 1;
+                    }
+                    s.push('\n');
+                }
+                3 => {
+                    s.push_str("```rust\n");
+                    for k in 0..rng.range(2, 12) {
+                        let (w, n) = (md_word(&mut rng), rng.below(1 << 20));
+                        s.push_str(&format!(
+                            "let {w}_{k} = if {n} < limit {{ \"{w}\" }} else {{ &rest[{k}..] }};\n"
+                        ));
+                    }
+                    s.push_str("```\n\n");
+                    c.pre += 1;
+                    c.code += 1;
+                }
+                4 => {
+                    for _ in 0..rng.range(1, 3) {
+                        s.push_str("> ");
+                        let n = rng.range(5, 12);
+                        md_inline(&mut rng, &mut s, &mut c, n);
+                        s.push('\n');
+                    }
+                    s.push('\n');
+                    c.blockquote += 1;
+                    c.p += 1;
+                }
+                _ => {
+                    s.push_str("| name | size | note |\n|:-----|-----:|------|\n");
+                    for _ in 0..rng.range(2, 8) {
+                        let (w1, n, w2) = (md_word(&mut rng), rng.below(1 << 16), md_word(&mut rng));
+                        s.push_str(&format!("| {w1} | {n} | the {w2} |\n"));
+                        c.td += 3;
+                    }
+                    s.push('\n');
+                    c.table += 1;
+                }
+            }
+        }
+    }
+    (s, c)
+}
+
+fn md_count(html: &str) -> MdCounts {
+    let n = |pat: &str| html.matches(pat).count();
+    MdCounts {
+        h2: n("<h2"),
+        h3: n("<h3"),
+        p: n("<p>"),
+        li: n("<li>"),
+        pre: n("<pre>"),
+        code: n("<code"),
+        a: n("<a href=\""),
+        em: n("<em>"),
+        strong: n("<strong>"),
+        blockquote: n("<blockquote>"),
+        table: n("<table>"),
+        td: n("<td"),
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn wl_markdown(seed: u32, kib: u32, reps: u32) -> u32 {
+    use pulldown_cmark::{html, CowStr, Event, Options, Parser, Tag, TagEnd};
+    let (text, want) = gen_markdown(seed, kib as usize * 1024);
+    let opts = Options::ENABLE_TABLES;
+    let mut h = Hash::new();
+    let mut first: Option<(String, String)> = None;
+    for _ in 0..reps {
+        let mut out = String::new();
+        html::push_html(&mut out, Parser::new_ext(&text, opts));
+        let got = md_count(&out);
+        if got != want {
+            panic!("markdown: the HTML has {got:?}, the document {want:?}");
+        }
+        // Owned events; headings get an id made from their text.
+        let mut events: Vec<Event<'static>> = Parser::new_ext(&text, opts).map(Event::into_static).collect();
+        let mut ids = 0usize;
+        let mut id_bytes = 0usize;
+        let mut i = 0;
+        while i < events.len() {
+            if let Event::Start(Tag::Heading { .. }) = events[i] {
+                let mut slug = String::new();
+                let mut j = i + 1;
+                while !matches!(events[j], Event::End(TagEnd::Heading(_))) {
+                    if let Event::Text(t) = &events[j] {
+                        for ch in t.chars() {
+                            if ch.is_ascii_alphanumeric() {
+                                slug.push(ch);
+                            } else if !slug.ends_with('-') {
+                                slug.push('-');
+                            }
+                        }
+                    }
+                    j += 1;
+                }
+                ids += 1;
+                id_bytes += slug.len() + 6; // ` id="` + slug + `"`
+                if let Event::Start(Tag::Heading { id, .. }) = &mut events[i] {
+                    *id = Some(CowStr::Boxed(slug.into_boxed_str()));
+                }
+                i = j;
+            }
+            i += 1;
+        }
+        let mut out2 = String::new();
+        html::push_html(&mut out2, events.into_iter());
+        if ids != want.h2 + want.h3
+            || out2.matches(" id=\"").count() != ids
+            || out2.len() != out.len() + id_bytes
+        {
+            panic!("markdown: the rendering with heading ids differs");
+        }
+        match &first {
+            None => {
+                h.add(text.len() as u64);
+                h.bytes(out.as_bytes());
+                h.bytes(out2.as_bytes());
+                first = Some((out, out2));
+            }
+            Some((o1, o2)) => {
+                if *o1 != out || *o2 != out2 {
+                    panic!("markdown: a later rendering differs from the first");
+                }
+            }
+        }
+        h.add(ids as u64);
+    }
+    h.finish()
+}
+
+// ---------------------------------------------------------------------------------------
+// 9. Small-program footprint: 300 live blocks of 40 sizes from 8 B to 64 KiB (geometric,
+// most of them small; 1.40 MiB in all), allocated in a random order and kept. The runner
+// reads the memory's size at the end: what a small program pays for its allocator.
+
+const FP_SIZES: [usize; 40] = [
+    8, 10, 13, 16, 20, 25, 32, 40, 51, 64, 81, 102, 128, 161, 203, 256, 323, 406, 512, 645, 813, 1024, 1290,
+    1625, 2048, 2580, 3251, 4096, 5161, 6502, 8192, 10321, 13004, 16384, 20643, 26008, 32768, 41285, 52016,
+    65536,
+];
+const FP_COUNTS: [usize; 40] = [
+    34, 18, 13, 12, 11, 10, 10, 8, 9, 8, 7, 8, 7, 7, 6, 7, 6, 7, 6, 6, 5, 6, 6, 5, 6, 5, 5, 5, 5, 5, 5, 5, 5,
+    5, 4, 5, 5, 4, 5, 4,
+];
+static FP_BLOCKS: Racy<[Blk; 300]> = Racy(UnsafeCell::new([NO_BLK; 300]));
+
+#[no_mangle]
+pub extern "C" fn wl_footprint(seed: u32) -> u32 {
+    let mut rng = Rng::new(seed);
+    let mut h = Hash::new();
+    // The order of sizes, shuffled; kept in static arrays so that only the blocks are on the heap.
+    let mut order = [0u8; 300];
+    let mut n = 0;
+    for (k, &c) in FP_COUNTS.iter().enumerate() {
+        for _ in 0..c {
+            order[n] = k as u8;
+            n += 1;
+        }
+    }
+    assert_eq!(n, order.len());
+    for i in (1..n).rev() {
+        order.swap(i, rng.below(i + 1));
+    }
+    let blocks = unsafe { &mut *FP_BLOCKS.0.get() };
+    let mut live = 0;
+    for (b, &k) in blocks.iter_mut().zip(&order) {
+        let size = FP_SIZES[k as usize];
+        *b = Blk::new(size, 8, rng.u32());
+        live += size;
+        h.add(size as u64);
+    }
+    assert_eq!(live, 1_470_665);
+    for b in blocks.iter() {
+        b.check();
+        h.add(b.tag as u64);
+    }
+    h.finish()
+}
