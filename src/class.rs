@@ -1,81 +1,219 @@
-//! The size-class layer (Zig's `std.heap.WasmAllocator`): slots of 8 B to 32 KiB in
-//! powers of two, each class with an intrusive free list and a bump cursor in its
-//! current page.
+//! The size-class layer: slots of 8 B to 14 KiB in 39 classes, each slot in a span (a
+//! run of 4 KiB units from the page layer) that keeps its own free list. From Zig's
+//! `std.heap.WasmAllocator`, with classes four to a doubling instead of powers of two,
+//! and spans that go back to the page layer when they empty.
 //!
-//! A free slot holds the list's next pointer in its first word. Unlike Zig, a slot in
-//! use holds no footer: `dealloc` is given the layout, so the class is known, and a
-//! 2^k-byte request fits a 2^k-byte slot. Slots are aligned to their size because
-//! pages are 64 KiB aligned and slot sizes divide 64 KiB.
+//! - Classes: 8-byte steps up to 64 B, then four per doubling (80, 96, 112, 128, 160,
+//!   …), so a slot wastes at most a fifth of its size. The largest, 16 KiB, is served
+//!   as a run of 4 units instead: no span, no waste.
+//! - Spans: 1 to 16 units, aligned to their own size, so `dealloc` (which is given the
+//!   layout, hence the class, hence the span size) finds a slot's span by masking its
+//!   address. A 64-byte header at the start holds the span's free list, its never-used
+//!   cursor, its count of slots in use and its links; the slots follow, each aligned to
+//!   64 or to its size if smaller. No slot in use holds a header or footer.
+//! - Each class keeps a list of its spans that have a free slot and a slot in use;
+//!   allocation takes from the first. A span that fills leaves the list; one that gets
+//!   a slot back rejoins it. A span whose last slot is freed leaves the list and goes
+//!   back to the page layer, where it merges with free neighbours and serves any size,
+//!   unless its class has no empty span cached: then it is kept as the cache, and the
+//!   next span the class needs is that one (so a class whose use goes up and down does
+//!   not take and return a span each time). At most one empty span per class, and none
+//!   for the classes of 2 KiB and more, whose spans are 32 or 64 KiB.
 
 use core::ops::Range;
 use core::ptr::{self, NonNull};
 
-use crate::memory::{Memory, PAGE_SIZE};
-use crate::page::PageMap;
+use crate::memory::Memory;
+use crate::page::{PageMap, UNIT};
 
 /// The smallest slot: 8 bytes, room for the free-list pointer on wasm32 and on 64-bit
-/// hosts, and the alignment of every slot.
+/// hosts.
 pub(crate) const MIN_SLOT: usize = 8;
 
-/// The largest slot: 32 KiB, half a page. A bigger request takes whole pages, where it
-/// wastes less than a page; a 32 KiB slot in a 64 KiB page wastes nothing.
-pub(crate) const MAX_SLOT: usize = PAGE_SIZE / 2;
+/// The largest class size: 16 KiB. Above it, a run of 4 KiB units wastes less than a
+/// quarter of a block (an eighth above 32 KiB).
+pub(crate) const MAX_SLOT: usize = 16 * 1024;
 
-/// The number of classes: 8, 16, …, 32768.
-pub const CLASSES: usize = (MAX_SLOT.trailing_zeros() - MIN_SLOT.trailing_zeros() + 1) as usize;
+/// The alignment every slot has at least, when its size is a multiple of it: the span
+/// header's size. A request aligned to more takes a run of units.
+pub(crate) const MAX_CLASS_ALIGN: usize = HEADER;
 
-/// The class serving `size` bytes aligned to `align` (a power of two), or `None` when the
-/// request takes whole pages (bigger than [`MAX_SLOT`], or aligned to more).
-#[inline]
-pub(crate) fn class_of(size: usize, align: usize) -> Option<usize> {
-    let need = size.max(align);
-    if need > MAX_SLOT {
-        return None;
-    }
-    let need = need.max(MIN_SLOT);
-    // ceil(log2(need)) - log2(MIN_SLOT); `need - 1` cannot underflow as need >= 8.
-    Some((usize::BITS - (need - 1).leading_zeros() - MIN_SLOT.trailing_zeros()) as usize)
-}
+/// Bytes of a span's header, and the offset of its first slot: a cache line, so slots
+/// of 64 bytes and more are 64-byte aligned. 1.6% of a one-unit span.
+const HEADER: usize = SizeClasses::HEADER;
+
+/// Size steps of 8 bytes up to this size; four classes per doubling above it.
+const LINEAR_MAX: usize = 64;
+
+/// The number of classes, including those served as runs: 8 linear ones, then four
+/// per doubling from 64 B to 16 KiB.
+pub const CLASSES: usize = LINEAR_MAX / MIN_SLOT + 4 * (MAX_SLOT.ilog2() - LINEAR_MAX.ilog2()) as usize;
 
 /// The slot size of class `class`.
 #[inline]
 pub(crate) const fn slot_size(class: usize) -> usize {
-    MIN_SLOT << class
+    if class < LINEAR_MAX / MIN_SLOT {
+        return (class + 1) * MIN_SLOT;
+    }
+    let doubling = (class - LINEAR_MAX / MIN_SLOT) / 4;
+    let step = (class - LINEAR_MAX / MIN_SLOT) % 4;
+    let base = LINEAR_MAX << doubling;
+    base + (step + 1) * (base / 4)
 }
 
-/// A free slot: its first word links to the next free slot of the class.
+/// The span size of each class in units; 0 for a class served as runs (above
+/// [`RUN_FROM`]). See [`span_units_for`].
+const SPAN_UNITS: [u8; CLASSES] = {
+    let mut units = [0u8; CLASSES];
+    let mut class = 0;
+    while class < CLASSES {
+        let size = slot_size(class);
+        if size <= RUN_FROM {
+            units[class] = span_units_for(size);
+        }
+        class += 1;
+    }
+    units
+};
+
+/// Classes above this size are served as runs of units: 16 KiB, the largest, is a
+/// whole number of units, and a span of it would lose a quarter to its header. (Every
+/// class below is a span class: a run would waste nothing for 4 KiB or 8 KiB, but each
+/// run is a search of the bitmap, where a slot is a pop.)
+const RUN_FROM: usize = 14 * 1024;
+
+/// The fewest slots a span should hold: every span a class takes or gives back is a
+/// trip to the page layer, so a span of 3 slots (1280 B in one unit) would make every
+/// third allocation a slow one. Measured: 8 keeps the random-actions workload's slow
+/// paths rare without taking 64 KiB for a single 2 KiB block.
+const MIN_SLOTS: usize = 8;
+
+/// The largest span: 16 units (64 KiB), for slots of 4 KiB and more.
+const MAX_SPAN_UNITS: usize = 16;
+
+/// The largest span a class keeps cached when it empties: 4 units. A bigger span holds
+/// slots of 2 KiB and more, whose class gives spans back rarely enough that a trip to
+/// the page layer costs little, while caching 32 or 64 KiB per class costs a lot: on the
+/// random-actions workload (simulated on the host) it took the peak from 1.66x to 1.76x
+/// the bytes in use.
+const CACHED_SPAN_MAX: usize = 4;
+
+/// The smallest span of 1, 2, 4, 8 or 16 units that holds [`MIN_SLOTS`] slots of
+/// `size` and wastes at most 1/16 of itself (header and tail); failing that, 4 slots
+/// and 1/8; failing that, the largest.
+const fn span_units_for(size: usize) -> u8 {
+    let rules = [(MIN_SLOTS, 16), (4, 8)];
+    let mut r = 0;
+    while r < rules.len() {
+        let (min_slots, tolerance) = rules[r];
+        let mut units = 1;
+        while units <= MAX_SPAN_UNITS {
+            let bytes = units * UNIT;
+            let slots = (bytes - HEADER) / size;
+            if slots >= min_slots && (bytes - slots * size) * tolerance <= bytes {
+                return units as u8;
+            }
+            units *= 2;
+        }
+        r += 1;
+    }
+    MAX_SPAN_UNITS as u8
+}
+
+/// Slots in a span of each class.
+const CAPACITY: [u32; CLASSES] = {
+    let mut capacity = [0u32; CLASSES];
+    let mut class = 0;
+    while class < CLASSES {
+        if SPAN_UNITS[class] != 0 {
+            capacity[class] = ((span_bytes(class) - HEADER) / slot_size(class)) as u32;
+        }
+        class += 1;
+    }
+    capacity
+};
+
+/// The bytes of a span of class `class`.
+#[inline]
+const fn span_bytes(class: usize) -> usize {
+    SPAN_UNITS[class] as usize * UNIT
+}
+
+/// The class serving `size` bytes aligned to `align` (a power of two), or `None` when the
+/// request takes a run of units: bigger than [`MAX_SLOT`], aligned to more than
+/// [`MAX_CLASS_ALIGN`], or of the class served as runs. O(1): a
+/// division by 8, or a log2 and a shift.
+#[inline]
+pub(crate) fn class_of(size: usize, align: usize) -> Option<usize> {
+    if size > MAX_SLOT || align > MAX_CLASS_ALIGN {
+        return None;
+    }
+    // A class size that is a multiple of `align` (up to 64): the classes at or above a
+    // multiple of `align` are multiples of it (their steps are 16 B from 64 B, 32 B from
+    // 128 B, 64 B from 256 B).
+    let need = ((size + align - 1) & !(align - 1)).max(align);
+    let class = if need <= LINEAR_MAX {
+        need.max(1).div_ceil(MIN_SLOT) - 1
+    } else {
+        let doubling = (need - 1).ilog2() as usize;
+        let step = ((need - 1) >> (doubling - 2)) & 3;
+        LINEAR_MAX / MIN_SLOT + (doubling - LINEAR_MAX.ilog2() as usize) * 4 + step
+    };
+    (SPAN_UNITS[class] != 0).then_some(class)
+}
+
+/// A free slot: its first word links to the next free slot of its span.
 struct FreeSlot {
     next: *mut FreeSlot,
 }
+
+/// A span's header, at its start.
+#[repr(C)]
+struct Span {
+    /// The span's free slots (null when none).
+    free: *mut FreeSlot,
+    /// The next never-used slot: slots from here to the end of the span have never been
+    /// handed out. Equal to `end` when all have been.
+    bump: *mut u8,
+    /// One past the span's last slot.
+    end: *mut u8,
+    /// Slots in use.
+    used: u32,
+    /// The class, for the checks and `stats`.
+    class: u32,
+    /// Links of the class's list of spans with a free slot; both null when the span is
+    /// full (not in the list) or alone in it.
+    next: *mut Span,
+    prev: *mut Span,
+}
+
+const _: () = assert!(core::mem::size_of::<Span>() <= HEADER);
 
 /// What one class holds, for [`crate::Stats`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ClassStats {
     /// The slot size of the class in bytes.
     pub slot_size: usize,
-    /// Bytes of memory the class has taken: its pages, and its share of the initial heap.
+    /// Spans the class holds.
+    pub spans: usize,
+    /// Of those, spans with no slot in use (at most one is kept).
+    pub empty_spans: usize,
+    /// Bytes of memory its spans take.
     pub held_bytes: usize,
-    /// Of those, bytes not in use: slots in its free list and the unused rest of its
-    /// current page.
-    pub free_bytes: usize,
+    /// Bytes of slots in use.
+    pub used_bytes: usize,
 }
 
-/// The free lists and bump cursors of all classes.
+/// The lists of spans with free slots of all classes.
 #[derive(Debug)]
 pub(crate) struct SizeClasses {
-    /// Head of each class's free list (null when empty).
-    free: [*mut FreeSlot; CLASSES],
-    /// Each class's next never-used slot in its current page. Page-aligned (or null)
-    /// means the page is used up: the cursor moved past its last slot.
-    bump: [*mut u8; CLASSES],
-    /// The part of the initial heap before its first page boundary, carved into slots on
-    /// demand.
-    fragment: Range<*mut u8>,
-    /// Debug builds: the whole fragment as adopted (addresses), for [`SizeClasses::check`].
-    #[cfg(debug_assertions)]
-    adopted: Range<usize>,
-    /// Bytes each class has taken from pages and the fragment (slow paths only).
-    held: [usize; CLASSES],
+    /// Head of each class's list of spans with a free slot and a slot in use (null when
+    /// it has none).
+    avail: [*mut Span; CLASSES],
+    /// Each class's cached empty span (null when it has none), in no list.
+    cached: [*mut Span; CLASSES],
+    /// Spans each class holds (counted on slow paths only).
+    spans: [u32; CLASSES],
 }
 
 // SAFETY: the pointers point into memory the allocator owns; the classes move between
@@ -83,190 +221,381 @@ pub(crate) struct SizeClasses {
 unsafe impl Send for SizeClasses {}
 
 impl SizeClasses {
+    /// See [`HEADER`].
+    pub(crate) const HEADER: usize = 64;
+
     pub(crate) const fn new() -> Self {
         SizeClasses {
-            free: [ptr::null_mut(); CLASSES],
-            bump: [ptr::null_mut(); CLASSES],
-            fragment: ptr::null_mut()..ptr::null_mut(),
-            #[cfg(debug_assertions)]
-            adopted: 0..0,
-            held: [0; CLASSES],
+            avail: [ptr::null_mut(); CLASSES],
+            cached: [ptr::null_mut(); CLASSES],
+            spans: [0; CLASSES],
         }
     }
 
-    /// A slot from the free list or the bump cursor: the fast path. `None` when the class
-    /// needs a new page ([`SizeClasses::refill`]).
+    /// A slot from the class's first span with room: the fast path. `None` when the
+    /// class has no span with room ([`SizeClasses::refill`]).
     #[inline(always)]
     pub(crate) fn pop(&mut self, class: usize) -> Option<NonNull<u8>> {
-        let head = self.free[class];
-        if !head.is_null() {
-            // SAFETY: a non-null head is a free slot of this class, pushed by `push`,
-            // which wrote its `next` word; nobody else uses a free slot.
-            self.free[class] = unsafe { (*head).next };
-            return NonNull::new(head.cast());
-        }
-        let next = self.bump[class];
-        if next.addr() % PAGE_SIZE == 0 {
+        let span = self.avail[class];
+        if span.is_null() {
             return None;
         }
-        self.bump[class] = next.wrapping_add(slot_size(class));
-        NonNull::new(next)
+        // SAFETY: a span in the list is a live span of this class: its header was
+        // written by `refill`, and it has a free or never-used slot (it leaves the list
+        // when its last slot is taken).
+        unsafe {
+            let head = (*span).free;
+            let slot = if head.is_null() {
+                let slot = (*span).bump;
+                (*span).bump = slot.wrapping_add(slot_size(class));
+                slot
+            } else {
+                (*span).free = (*head).next;
+                head.cast()
+            };
+            (*span).used += 1;
+            if (*span).used == CAPACITY[class] {
+                self.unlink(class, span);
+            }
+            NonNull::new(slot)
+        }
     }
 
-    /// The head of `class`'s free list (null when empty), for the checked mode.
-    #[cfg_attr(not(feature = "checked"), allow(dead_code))]
-    pub(crate) fn head(&self, class: usize) -> *mut u8 {
-        self.free[class].cast()
-    }
-
-    /// Forgets `class`'s free list (its slots leak): the checked mode found it corrupt.
-    #[cfg_attr(not(feature = "checked"), allow(dead_code))]
-    pub(crate) fn forget_list(&mut self, class: usize) {
-        self.free[class] = ptr::null_mut();
-    }
-
-    /// Returns a slot to its class's free list.
+    /// Returns a slot to its span; when that empties the span, caches it or returns it
+    /// to the page layer, and then returns the span's units.
     ///
     /// # Safety
     /// `slot` was handed out for `class` by this `SizeClasses` and is not in use.
     #[inline(always)]
-    pub(crate) unsafe fn push(&mut self, class: usize, slot: NonNull<u8>) {
-        let slot = slot.cast::<FreeSlot>();
-        // SAFETY: the slot is ours, free, at least 8 bytes and 8-byte aligned (the
-        // caller's contract and the class layout), so it can hold a `FreeSlot`.
-        unsafe { slot.write(FreeSlot { next: self.free[class] }) };
-        self.free[class] = slot.as_ptr();
+    pub(crate) unsafe fn push<M: Memory>(
+        &mut self,
+        memory: &M,
+        pages: &mut PageMap,
+        class: usize,
+        slot: NonNull<u8>,
+    ) -> Option<Range<usize>> {
+        let span = span_of(slot, class);
+        // SAFETY: the caller's contract: the slot is ours and free, in the span its
+        // address masks to (spans are aligned to their size), whose header is live.
+        unsafe {
+            let slot = slot.cast::<FreeSlot>().as_ptr();
+            slot.write(FreeSlot { next: (*span).free });
+            (*span).free = slot;
+            if (*span).used == CAPACITY[class] {
+                // It was full, so in no list: it has room again.
+                self.link(class, span);
+            }
+            (*span).used -= 1;
+            if (*span).used == 0 {
+                return self.retire(memory, pages, class, span);
+            }
+        }
+        None
     }
 
-    /// The slow path of an allocation in `class`: a slot carved from the initial heap's
-    /// fragment, else the first slot of a fresh page (the rest goes to the bump cursor).
-    /// `None` when memory is exhausted.
+    /// A span has emptied: it leaves the list, and becomes the class's cached span if
+    /// it has none, or else goes back to the page layer (its units are returned).
+    ///
+    /// # Safety
+    /// `span` is a live, empty span of `class`, in the list.
+    #[cold]
+    unsafe fn retire<M: Memory>(
+        &mut self,
+        memory: &M,
+        pages: &mut PageMap,
+        class: usize,
+        span: *mut Span,
+    ) -> Option<Range<usize>> {
+        // SAFETY: the caller's contract.
+        unsafe { self.unlink(class, span) };
+        if self.cached[class].is_null() && SPAN_UNITS[class] as usize <= CACHED_SPAN_MAX {
+            self.cached[class] = span;
+            return None;
+        }
+        self.spans[class] -= 1;
+        let start = memory.offset(span.cast()) / UNIT;
+        let units = start..start + SPAN_UNITS[class] as usize;
+        pages.release(memory, units.clone());
+        Some(units)
+    }
+
+    /// The slow path of an allocation in `class`: a new span from the page layer, whose
+    /// first slot is handed out. `None` when memory is exhausted.
     pub(crate) fn refill<M: Memory>(
         &mut self,
         memory: &M,
         pages: &mut PageMap,
         class: usize,
     ) -> Option<NonNull<u8>> {
-        if let Some(slot) = self.carve_fragment(class) {
-            return Some(slot);
+        debug_assert!(self.avail[class].is_null());
+        let cached = self.cached[class];
+        if !cached.is_null() {
+            self.cached[class] = ptr::null_mut();
+            // SAFETY: the cached span is a live, empty span of this class, in no list:
+            // it has room, and it goes in the list before `pop` takes its first slot.
+            unsafe { self.link(class, cached) };
+            return self.pop(class);
         }
-        let run = pages.alloc(memory, 1, 1)?;
-        let page = memory.ptr(run.start * PAGE_SIZE);
-        self.held[class] += PAGE_SIZE;
-        self.bump[class] = page.wrapping_add(slot_size(class));
-        NonNull::new(page)
-    }
-
-    /// Takes the initial heap's bytes before its first page boundary, to carve slots
-    /// from before any page is taken.
-    pub(crate) fn adopt_fragment(&mut self, fragment: Range<*mut u8>) {
-        if fragment.start.addr() < fragment.end.addr() {
-            #[cfg(debug_assertions)]
-            {
-                self.adopted = fragment.start.addr()..fragment.end.addr();
-            }
-            self.fragment = fragment;
-        }
-    }
-
-    /// A slot of `class` from the fragment. The bytes skipped to align it, and the whole
-    /// rest of the fragment once no slot of this size fits, go to smaller classes' free
-    /// lists, so no byte of the fragment is lost.
-    fn carve_fragment(&mut self, class: usize) -> Option<NonNull<u8>> {
-        if self.fragment.is_empty() {
-            return None;
-        }
+        let units = SPAN_UNITS[class] as usize;
+        let run = pages.alloc(memory, units, units)?;
+        let start = memory.ptr(run.start * UNIT);
+        let span = start.cast::<Span>();
+        let first = start.wrapping_add(HEADER);
         let size = slot_size(class);
-        let (start, end) = (self.fragment.start.addr(), self.fragment.end.addr());
-        let slot = start.next_multiple_of(size);
-        if slot > end || end - slot < size {
-            let rest = self.fragment.clone();
-            self.fragment = ptr::null_mut()..ptr::null_mut();
-            self.give_to_classes(rest);
-            return None;
+        // SAFETY: the run is ours, `units` units long and aligned to its size (so to
+        // `Span`'s alignment); its header bytes are written before any other use.
+        unsafe {
+            span.write(Span {
+                free: ptr::null_mut(),
+                bump: first.wrapping_add(size),
+                end: first.wrapping_add(CAPACITY[class] as usize * size),
+                used: 1,
+                class: class as u32,
+                next: ptr::null_mut(),
+                prev: ptr::null_mut(),
+            });
+            if CAPACITY[class] > 1 {
+                self.link(class, span);
+            }
         }
-        let slot = self.fragment.start.wrapping_add(slot - start);
-        self.give_to_classes(self.fragment.start..slot);
-        self.fragment.start = slot.wrapping_add(size);
-        self.held[class] += size;
-        NonNull::new(slot)
+        self.spans[class] += 1;
+        NonNull::new(first)
     }
 
-    /// Splits free bytes into the largest aligned power-of-two slots they hold and
-    /// pushes each onto its class's free list. Bytes before the first 8-byte boundary and
-    /// after the last are too small for any slot and stay unused.
-    fn give_to_classes(&mut self, bytes: Range<*mut u8>) {
-        let mut at = bytes.start.wrapping_add(bytes.start.addr().wrapping_neg() % MIN_SLOT);
-        while at.addr() < bytes.end.addr() && bytes.end.addr() - at.addr() >= MIN_SLOT {
-            let room = bytes.end.addr() - at.addr();
-            let aligned: usize = 1 << at.addr().trailing_zeros().min(MAX_SLOT.trailing_zeros());
-            let size = aligned.min(1 << room.ilog2());
-            // `size` is a power of two from MIN_SLOT to MAX_SLOT: its class is its log2
-            // less MIN_SLOT's (no lookup that could fail under the lock).
-            let class = (size.trailing_zeros() - MIN_SLOT.trailing_zeros()) as usize;
-            self.held[class] += size;
-            // SAFETY: the bytes are ours and unused (the initial heap's fragment), and
-            // the piece is aligned to its size, so it is a valid free slot of `class`.
-            unsafe { self.push(class, NonNull::new_unchecked(at)) };
-            at = at.wrapping_add(size);
+    /// Puts `span` at the head of its class's list.
+    ///
+    /// # Safety
+    /// `span` is a live span of `class`, not in the list.
+    unsafe fn link(&mut self, class: usize, span: *mut Span) {
+        let head = self.avail[class];
+        // SAFETY: the caller's contract; `head`, if not null, is a live span in the list.
+        unsafe {
+            (*span).next = head;
+            (*span).prev = ptr::null_mut();
+            if !head.is_null() {
+                (*head).prev = span;
+            }
         }
+        self.avail[class] = span;
+    }
+
+    /// Takes `span` out of its class's list.
+    ///
+    /// # Safety
+    /// `span` is a live span of `class`, in the list.
+    unsafe fn unlink(&mut self, class: usize, span: *mut Span) {
+        // SAFETY: the caller's contract; its neighbours are live spans in the list.
+        unsafe {
+            let (next, prev) = ((*span).next, (*span).prev);
+            if prev.is_null() {
+                self.avail[class] = next;
+            } else {
+                (*prev).next = next;
+            }
+            if !next.is_null() {
+                (*next).prev = prev;
+            }
+            (*span).next = ptr::null_mut();
+            (*span).prev = ptr::null_mut();
+        }
+    }
+
+    /// The head of the free list that the next allocation in `class` takes from: its
+    /// first span with room, else its cached span (null when neither has a free slot),
+    /// for the checked mode.
+    #[cfg_attr(not(feature = "checked"), allow(dead_code))]
+    pub(crate) fn head(&self, class: usize) -> *mut u8 {
+        let span = if self.avail[class].is_null() { self.cached[class] } else { self.avail[class] };
+        if span.is_null() {
+            return ptr::null_mut();
+        }
+        // SAFETY: spans in the list and the cached span are live.
+        unsafe { (*span).free.cast() }
+    }
+
+    /// The head of the free list of the span that `slot` (a slot of `class`) lies in, for
+    /// the checked mode.
+    ///
+    /// # Safety
+    /// `slot` lies in a live span of `class`.
+    #[cfg_attr(not(feature = "checked"), allow(dead_code))]
+    pub(crate) unsafe fn span_head(&self, slot: NonNull<u8>, class: usize) -> *mut u8 {
+        // SAFETY: the caller's contract.
+        unsafe { (*span_of(slot, class)).free.cast() }
+    }
+
+    /// Forgets the free list that [`SizeClasses::head`] returns the head of (its slots
+    /// leak): the checked mode found it corrupt. A span left with nothing to give leaves
+    /// the list (or the cache).
+    #[cfg_attr(not(feature = "checked"), allow(dead_code))]
+    pub(crate) fn forget_list(&mut self, class: usize) {
+        let (span, cached) =
+            if self.avail[class].is_null() { (self.cached[class], true) } else { (self.avail[class], false) };
+        if span.is_null() {
+            return;
+        }
+        // SAFETY: spans in the list and the cached span are live. Its never-used slots
+        // still serve; with none left, its leaked slots count as in use, so it is full.
+        unsafe {
+            let leaked = CAPACITY[class]
+                - (*span).used
+                - ((*span).end.addr() - (*span).bump.addr()) as u32 / slot_size(class) as u32;
+            (*span).free = ptr::null_mut();
+            (*span).used += leaked;
+            if cached {
+                self.cached[class] = ptr::null_mut();
+                if (*span).used < CAPACITY[class] {
+                    self.link(class, span);
+                }
+            } else if (*span).used == CAPACITY[class] {
+                self.unlink(class, span);
+            }
+        }
+    }
+
+    /// The first slot of a span, and its bytes: for the checked mode and the
+    /// invariants, which ask whether an address is a slot of a class.
+    #[cfg_attr(not(any(feature = "checked", debug_assertions)), allow(dead_code))]
+    pub(crate) fn slots_of(span_start: usize, class: usize) -> Range<usize> {
+        let first = span_start + HEADER;
+        first..first + CAPACITY[class] as usize * slot_size(class)
+    }
+
+    /// The class a span serves and the end of its slots handed out so far (its
+    /// never-used cursor), from its header: for the checked mode.
+    ///
+    /// # Safety
+    /// `span` is the start of a live span.
+    #[cfg(feature = "checked")]
+    pub(crate) unsafe fn span_header(span: *mut u8) -> (usize, *mut u8) {
+        // SAFETY: the caller's contract: a header `refill` wrote.
+        let header = unsafe { &*span.cast::<Span>() };
+        (header.class as usize, header.bump)
+    }
+
+    /// The span size of `class` in units (0 for a class served as runs).
+    #[cfg_attr(not(feature = "checked"), allow(dead_code))]
+    pub(crate) fn span_units(class: usize) -> usize {
+        SPAN_UNITS[class] as usize
     }
 
     /// Debug builds: the first of the size classes' invariants that does not hold. Every
-    /// free-list entry is a slot of its class: aligned to the slot size, inside the
-    /// initial heap's fragment or in a page handed out by the page layer (so never in a
-    /// free page); no list has a cycle; each bump cursor is in such a page too.
-    #[cfg(debug_assertions)]
+    /// span in a class's list, and its cached span, is a span of that class in units the
+    /// page layer handed out; its count of slots in use agrees with its free list and
+    /// cursor, and is neither zero nor full for a span in the list, zero for the cached
+    /// one; its free slots are slots of the span it has handed out; no list has a cycle.
+    #[cfg(any(debug_assertions, test))]
+    #[allow(clippy::needless_range_loop)] // `class` indexes several tables
     pub(crate) fn check<M: Memory>(&self, memory: &M, pages: &PageMap) -> Result<(), &'static str> {
-        let in_use = |slot: *mut u8, size: usize| {
-            let offset = memory.offset(slot);
-            let in_fragment = self.adopted.start <= slot.addr() && slot.addr() + size <= self.adopted.end;
-            offset % size == 0
-                && offset / PAGE_SIZE == (offset + size - 1) / PAGE_SIZE
-                && (in_fragment || pages.may_be_in_use(memory, offset / PAGE_SIZE))
-        };
-        let memory_bytes = memory.size() * PAGE_SIZE;
         for class in 0..CLASSES {
-            let size = slot_size(class);
-            let mut slot = self.free[class];
-            let mut count = 0;
-            while !slot.is_null() {
-                if !in_use(slot.cast(), size) {
-                    return Err("size classes: a free-list entry is not a slot of its class in use memory");
-                }
+            let (mut span, mut prev, mut count) = (self.avail[class], ptr::null_mut(), 0);
+            while !span.is_null() {
                 count += 1;
-                if count > memory_bytes / size {
-                    return Err("size classes: a free list has a cycle");
+                if count > self.spans[class] {
+                    return Err(
+                        "size classes: a list of spans is longer than the spans held, or has a cycle",
+                    );
                 }
-                // SAFETY: the entry passed the check above: a free slot of this class in
-                // memory the allocator holds, whose first word `push` wrote.
-                slot = unsafe { (*slot).next };
+                let used = Self::check_span(memory, pages, class, span)?;
+                // SAFETY: `check_span` found a live span of this class.
+                let header = unsafe { &*span };
+                if header.prev != prev || used == 0 || used == CAPACITY[class] {
+                    return Err("size classes: a span in the list is linked wrongly, empty or full");
+                }
+                (prev, span) = (span, header.next);
             }
-            let bump = self.bump[class];
-            if bump.addr() % PAGE_SIZE != 0 && !in_use(bump.wrapping_sub(size), size) {
-                return Err("size classes: a bump cursor is not in a page of its class");
+            let cached = self.cached[class];
+            if !cached.is_null() && Self::check_span(memory, pages, class, cached)? != 0 {
+                return Err("size classes: the cached span has a slot in use");
+            }
+            if count + u32::from(!cached.is_null()) > self.spans[class] {
+                return Err("size classes: more spans in the list and cache than held");
             }
         }
         Ok(())
     }
 
-    /// What each class holds and how much of it is free (walks the free lists).
+    /// Debug builds: checks one span of `class`; returns its slots in use.
+    #[cfg(any(debug_assertions, test))]
+    fn check_span<M: Memory>(
+        memory: &M,
+        pages: &PageMap,
+        class: usize,
+        span: *mut Span,
+    ) -> Result<u32, &'static str> {
+        let size = slot_size(class);
+        let start = memory.offset(span.cast());
+        let units = start / UNIT..start / UNIT + SPAN_UNITS[class] as usize;
+        if span.addr() % span_bytes(class) != 0
+            || units.clone().any(|unit| !pages.may_be_in_use(memory, unit))
+        {
+            return Err("size classes: a span is misaligned or in units not handed out");
+        }
+        // SAFETY: the span is aligned and in units handed out (checked above): a live
+        // span whose header `refill` wrote.
+        let header = unsafe { &*span };
+        let slots = Self::slots_of(start, class);
+        let bump = memory.offset(header.bump);
+        if header.class as usize != class
+            || memory.offset(header.end) != slots.end
+            || !(slots.start..=slots.end).contains(&bump)
+            || (bump - slots.start) % size != 0
+        {
+            return Err("size classes: a span's header is corrupt");
+        }
+        let mut free = 0;
+        let mut slot = header.free;
+        while !slot.is_null() {
+            let at = memory.offset(slot.cast());
+            if !(slots.start..bump).contains(&at) || (at - slots.start) % size != 0 {
+                return Err("size classes: a free slot is not a handed-out slot of its span");
+            }
+            free += 1;
+            if free > CAPACITY[class] {
+                return Err("size classes: a span's free list has a cycle");
+            }
+            // SAFETY: a free slot of this span (checked above), whose first word `push`
+            // wrote.
+            slot = unsafe { (*slot).next };
+        }
+        let never_used = ((slots.end - bump) / size) as u32;
+        if header.used + free + never_used != CAPACITY[class] {
+            return Err("size classes: a span's count of slots in use is wrong");
+        }
+        Ok(header.used)
+    }
+
+    /// What each class holds and how much of it is in use (walks the lists).
     pub(crate) fn stats(&self) -> [ClassStats; CLASSES] {
         core::array::from_fn(|class| {
-            let mut free_bytes = 0;
-            let mut slot = self.free[class];
-            while !slot.is_null() {
-                free_bytes += slot_size(class);
-                // SAFETY: free-list entries are free slots whose `next` word `push` wrote.
-                slot = unsafe { (*slot).next };
+            let mut free_slots = 0;
+            let mut span = self.avail[class];
+            while !span.is_null() {
+                // SAFETY: spans in the list are live.
+                let header = unsafe { &*span };
+                free_slots += (CAPACITY[class] - header.used) as usize;
+                span = header.next;
             }
-            let bump = self.bump[class].addr();
-            if bump % PAGE_SIZE != 0 {
-                free_bytes += PAGE_SIZE - bump % PAGE_SIZE;
+            let empty_spans = usize::from(!self.cached[class].is_null());
+            free_slots += empty_spans * CAPACITY[class] as usize;
+            let spans = self.spans[class] as usize;
+            let slots = spans * CAPACITY[class] as usize;
+            ClassStats {
+                slot_size: slot_size(class),
+                spans,
+                empty_spans,
+                held_bytes: spans * span_bytes(class),
+                used_bytes: (slots - free_slots) * slot_size(class),
             }
-            ClassStats { slot_size: slot_size(class), held_bytes: self.held[class], free_bytes }
         })
     }
+}
+
+/// The span a slot of `class` lies in: its address masked to the span size.
+#[inline(always)]
+fn span_of(slot: NonNull<u8>, class: usize) -> *mut Span {
+    let slot = slot.as_ptr();
+    slot.wrapping_sub(slot.addr() & (span_bytes(class) - 1)).cast()
 }
 
 // Host tests over a region; the wasm tests are in tests/.

@@ -22,10 +22,10 @@ pub use memory::{Memory, Region, WasmMemory, PAGE_LIMIT, PAGE_SIZE};
 use checked::Checks;
 use class::{class_of, SizeClasses};
 use lock::Lock;
-use page::{align_in_pages, pages_for, PageMap};
+use page::{align_in_units, units_for, PageMap, UNIT};
 
-/// The allocator: power-of-two size classes of 8 B to 32 KiB over a bitmap of free
-/// 64 KiB pages, over a [`Memory`] (by default wasm's memory 0).
+/// The allocator: size classes of 8 B to 14 KiB in spans that go back when they empty,
+/// over a bitmap of free 4 KiB units, over a [`Memory`] (by default wasm's memory 0).
 ///
 /// # Example
 /// ```no_run
@@ -88,17 +88,18 @@ impl<M: Memory> WasmAllocator<M> {
         }
     }
 
-    /// Where the memory went: pages obtained and free, and for each size class the bytes
-    /// it holds and the bytes of those not in use. Computed on demand by walking the
-    /// free lists and the bitmap (nothing is counted on the allocation fast path), so
-    /// call it when you want to know, not in a loop.
+    /// Where the memory went: bytes obtained from memory and free in the page layer,
+    /// and for each size class its spans and the bytes they hold and have in use.
+    /// Computed on demand by walking the bitmap and the lists of spans with room
+    /// (nothing is counted on the allocation fast path), so call it when you want to
+    /// know, not in a loop.
     pub fn stats(&self) -> Stats {
         self.state.with(|state| {
-            let (grow_calls, pages_obtained) = state.pages.growth();
+            let (grow_calls, units_obtained) = state.pages.growth();
             Stats {
                 grow_calls,
-                pages_obtained,
-                pages_free: state.pages.free_pages(),
+                obtained_bytes: units_obtained * UNIT,
+                free_bytes: state.pages.free_units() * UNIT,
                 classes: state.classes.stats(),
             }
         })
@@ -110,7 +111,7 @@ impl<M: Memory> WasmAllocator<M> {
     /// classes' invariants (see `PageMap::check` and `SizeClasses::check`), walking every
     /// free list. `Err` names the first that does not hold. The check runs under the
     /// lock and returns its finding, so a caller's assertion never panics under it.
-    #[cfg(debug_assertions)]
+    #[cfg(any(debug_assertions, test))]
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), &'static str> {
         self.state.with(|state| {
@@ -132,33 +133,35 @@ impl<M: Memory> State<M> {
                     Some(slot) => slot,
                     None => self.refill(class)?,
                 };
-                self.checks.took_slot(&self.memory, slot, class);
                 Some(Block { ptr: slot, zeroed: false })
             }
-            None => {
-                self.start()?;
-                let block = alloc_pages(&self.memory, &mut self.pages, layout)?;
-                self.checks.took_pages(block.pages(&self.memory, layout.size()));
-                Some(block)
-            }
+            None => self.alloc_run(layout),
         }
+    }
+
+    /// A run of units for a request no class serves. Out of line, so that the class
+    /// path stays small enough to inline into callers.
+    #[inline(never)]
+    fn alloc_run(&mut self, layout: Layout) -> Option<Block> {
+        self.start()?;
+        let block = alloc_run(&self.memory, &mut self.pages, layout)?;
+        self.checks.took_run(block.units(&self.memory, layout.size()));
+        Some(block)
     }
 
     #[cold]
     fn refill(&mut self, class: usize) -> Option<NonNull<u8>> {
         self.start()?;
-        self.classes.refill(&self.memory, &mut self.pages, class)
+        let slot = self.classes.refill(&self.memory, &mut self.pages, class)?;
+        self.checks.took_span(&self.memory, slot, class);
+        Some(slot)
     }
 
-    /// Every slow path starts here. The first time, the initial heap's whole pages go to
-    /// the page layer and the bytes before its first page boundary to the size classes
-    /// (and to the checked mode, which remembers them until it has its tag page); the
-    /// checked mode takes its tag page. `None` when memory is exhausted.
+    /// Every slow path starts here. The first time, the initial heap's whole units go to
+    /// the page layer, and the checked mode takes its tag pages. `None` when memory is
+    /// exhausted.
     fn start(&mut self) -> Option<()> {
-        if let Some(fragment) = self.pages.claim_initial_heap(&self.memory) {
-            self.checks.took_fragment(fragment.clone());
-            self.classes.adopt_fragment(self.memory.ptr(fragment.start)..self.memory.ptr(fragment.end));
-        }
+        self.pages.claim_initial_heap(&self.memory);
         self.checks.prepare(&self.memory, &mut self.pages).then_some(())
     }
 
@@ -169,34 +172,41 @@ impl<M: Memory> State<M> {
         match class_of(layout.size(), layout.align()) {
             Some(class) => {
                 if self.checks.may_free_slot(&self.memory, &self.classes, ptr, class) {
-                    // SAFETY: the caller's contract: the slot came from this class.
-                    unsafe { self.classes.push(class, ptr) };
                     self.checks.freed_slot(ptr, class);
+                    // SAFETY: the caller's contract: the slot came from this class.
+                    let released = unsafe { self.classes.push(&self.memory, &mut self.pages, class, ptr) };
+                    if let Some(units) = released {
+                        self.checks.freed_units(units);
+                    }
                 }
             }
-            None => {
-                if self.checks.may_free_pages(&self.memory, ptr, pages_for(layout.size())) {
-                    let pages = dealloc_pages(&self.memory, &mut self.pages, ptr, layout.size());
-                    self.checks.freed_pages(pages);
-                }
-            }
+            None => self.dealloc_run(ptr, layout),
         }
     }
 
-    /// Resizes in place when the block need not move: the same slot class, or whole
-    /// pages the page layer can shrink or extend.
+    /// Frees a run of units; out of line, as [`State::alloc_run`].
+    #[inline(never)]
+    fn dealloc_run(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        if self.checks.may_free_run(&self.memory, ptr, units_for(layout.size())) {
+            let units = dealloc_run(&self.memory, &mut self.pages, ptr, layout.size());
+            self.checks.freed_units(units);
+        }
+    }
+
+    /// Resizes in place when the block need not move: the same class, or a run of
+    /// units the page layer can shrink or extend.
     fn resize_in_place(&mut self, ptr: NonNull<u8>, layout: Layout, new_size: usize) -> bool {
         match (class_of(layout.size(), layout.align()), class_of(new_size, layout.align())) {
             (Some(old), new) => {
                 self.checks.may_free_slot(&self.memory, &self.classes, ptr, old) && new == Some(old)
             }
             (None, new) => {
-                let count = pages_for(layout.size());
-                if !self.checks.may_free_pages(&self.memory, ptr, count) {
+                let count = units_for(layout.size());
+                if !self.checks.may_free_run(&self.memory, ptr, count) {
                     return false;
                 }
                 new.is_none()
-                    && resize_pages(&self.memory, &mut self.pages, &mut self.checks, ptr, count, new_size)
+                    && resize_run(&self.memory, &mut self.pages, &mut self.checks, ptr, count, new_size)
             }
         }
     }
@@ -209,30 +219,30 @@ struct Block {
 }
 
 impl Block {
-    /// The pages of a big block of `size` bytes.
-    fn pages<M: Memory>(&self, memory: &M, size: usize) -> Range<usize> {
-        let start = memory.offset(self.ptr.as_ptr()) / PAGE_SIZE;
-        start..start + pages_for(size)
+    /// The units of a run of `size` bytes.
+    fn units<M: Memory>(&self, memory: &M, size: usize) -> Range<usize> {
+        let start = memory.offset(self.ptr.as_ptr()) / UNIT;
+        start..start + units_for(size)
     }
 }
 
-/// Whole pages for a layout: the page count it needs, aligned as it asks.
-fn alloc_pages<M: Memory>(memory: &M, pages: &mut PageMap, layout: Layout) -> Option<Block> {
-    let run = pages.alloc(memory, pages_for(layout.size()), align_in_pages(layout.align()))?;
-    let ptr = NonNull::new(memory.ptr(run.start * PAGE_SIZE))?;
+/// A run of units for a layout: the units it needs, aligned as it asks.
+fn alloc_run<M: Memory>(memory: &M, pages: &mut PageMap, layout: Layout) -> Option<Block> {
+    let run = pages.alloc(memory, units_for(layout.size()), align_in_units(layout.align()))?;
+    let ptr = NonNull::new(memory.ptr(run.start * UNIT))?;
     Some(Block { ptr, zeroed: run.zeroed })
 }
 
-/// Frees the pages of a big block; returns them.
-fn dealloc_pages<M: Memory>(memory: &M, pages: &mut PageMap, ptr: NonNull<u8>, size: usize) -> Range<usize> {
-    let start = memory.offset(ptr.as_ptr()) / PAGE_SIZE;
-    let run = start..start + pages_for(size);
-    pages.release(memory, run.clone());
-    run
+/// Frees the run of a block of `size` bytes; returns its units.
+fn dealloc_run<M: Memory>(memory: &M, pages: &mut PageMap, ptr: NonNull<u8>, size: usize) -> Range<usize> {
+    let start = memory.offset(ptr.as_ptr()) / UNIT;
+    let units = start..start + units_for(size);
+    pages.release(memory, units.clone());
+    units
 }
 
-/// Resizes the big block at `ptr` from `old` pages to fit `new_size` bytes, in place.
-fn resize_pages<M: Memory>(
+/// Resizes the run at `ptr` from `old` units to fit `new_size` bytes, in place.
+fn resize_run<M: Memory>(
     memory: &M,
     pages: &mut PageMap,
     checks: &mut Checks,
@@ -240,13 +250,13 @@ fn resize_pages<M: Memory>(
     old: usize,
     new_size: usize,
 ) -> bool {
-    let start = memory.offset(ptr.as_ptr()) / PAGE_SIZE;
-    let new = pages_for(new_size);
+    let start = memory.offset(ptr.as_ptr()) / UNIT;
+    let new = units_for(new_size);
     if !pages.resize(memory, start, old, new) {
         return false;
     }
-    checks.freed_pages(start..start + old);
-    checks.took_pages(start..start + new);
+    checks.freed_units(start..start + old);
+    checks.took_run(start..start + new);
     true
 }
 
@@ -326,10 +336,12 @@ macro_rules! global_alloc_via_state {
     };
 }
 
-// SAFETY: blocks come from the size classes (slots aligned to their size, which is at
-// least the layout's size and alignment) or from whole pages (page-aligned, aligned to the
-// layout's alignment in pages, `pages_for(size)` pages long); the bitmap and free lists
-// never hand out a block twice; every access to the state holds the lock.
+// SAFETY: blocks come from the size classes (slots at least the layout's size, aligned to
+// its alignment: `class_of` picks a class whose size is a multiple of it, and slots lie at
+// multiples of their size from a 64-byte aligned start) or from runs of units (4 KiB
+// aligned, aligned to the layout's alignment in units, `units_for(size)` units long); the
+// bitmap and free lists never hand out a block twice; every access to the state holds the
+// lock.
 unsafe impl<M: Memory + Send> GlobalAlloc for WasmAllocator<M> {
     global_alloc_via_state!();
 }
@@ -344,16 +356,19 @@ impl<M: Memory> WasmAllocator<M> {
 pub struct Stats {
     /// `memory.grow` calls the allocator made.
     pub grow_calls: usize,
-    /// 64 KiB pages the allocator obtained from memory, including the initial heap's.
-    pub pages_obtained: usize,
-    /// Of those, pages free in the page bitmap (not held by a class or a big block).
-    pub pages_free: usize,
-    /// Per size class, smallest first: bytes held and bytes free.
+    /// Bytes the allocator obtained from memory: the pages it grew, and the initial
+    /// heap's whole 4 KiB units.
+    pub obtained_bytes: usize,
+    /// Of those, bytes free in the page layer (not held by a span or a run).
+    pub free_bytes: usize,
+    /// Per size class, smallest first: spans, bytes held and bytes in use. A class
+    /// served as runs of units holds nothing here.
     pub classes: [ClassStats; CLASSES],
 }
 
-/// The page layer alone: every allocation takes whole 64 KiB pages (like Zig's
-/// `WasmPageAllocator`). For programs that allocate few, large blocks.
+/// The page layer alone: every allocation takes whole 4 KiB units (like Zig's
+/// `WasmPageAllocator`, which takes 64 KiB pages). For programs that allocate few, large
+/// blocks.
 ///
 /// # Example
 /// ```no_run
@@ -401,7 +416,7 @@ impl<M: Memory> PageAllocator<M> {
 impl<M: Memory> PageAllocator<M> {
     /// Debug builds only, for tests and fuzzers: checks the page map's invariants (see
     /// [`WasmAllocator::check_invariants`]).
-    #[cfg(debug_assertions)]
+    #[cfg(any(debug_assertions, test))]
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), &'static str> {
         self.state.with(|state| state.pages.check(&state.memory))
@@ -410,35 +425,33 @@ impl<M: Memory> PageAllocator<M> {
 
 impl<M: Memory> PageState<M> {
     fn alloc(&mut self, layout: Layout) -> Option<Block> {
-        // Whole pages only: the part of the initial heap before its first page boundary
-        // is left unused.
         self.pages.claim_initial_heap(&self.memory);
         if !self.checks.prepare(&self.memory, &mut self.pages) {
             return None;
         }
-        let block = alloc_pages(&self.memory, &mut self.pages, layout)?;
-        self.checks.took_pages(block.pages(&self.memory, layout.size()));
+        let block = alloc_run(&self.memory, &mut self.pages, layout)?;
+        self.checks.took_run(block.units(&self.memory, layout.size()));
         Some(block)
     }
 
     /// # Safety
     /// `ptr` was allocated by this state with `layout` and is not used any more.
     unsafe fn dealloc(&mut self, ptr: NonNull<u8>, layout: Layout) {
-        if self.checks.may_free_pages(&self.memory, ptr, pages_for(layout.size())) {
-            let pages = dealloc_pages(&self.memory, &mut self.pages, ptr, layout.size());
-            self.checks.freed_pages(pages);
+        if self.checks.may_free_run(&self.memory, ptr, units_for(layout.size())) {
+            let units = dealloc_run(&self.memory, &mut self.pages, ptr, layout.size());
+            self.checks.freed_units(units);
         }
     }
 
     fn resize_in_place(&mut self, ptr: NonNull<u8>, layout: Layout, new_size: usize) -> bool {
-        let count = pages_for(layout.size());
-        self.checks.may_free_pages(&self.memory, ptr, count)
-            && resize_pages(&self.memory, &mut self.pages, &mut self.checks, ptr, count, new_size)
+        let count = units_for(layout.size());
+        self.checks.may_free_run(&self.memory, ptr, count)
+            && resize_run(&self.memory, &mut self.pages, &mut self.checks, ptr, count, new_size)
     }
 }
 
-// SAFETY: every block is `pages_for(size)` whole pages from the bitmap, page-aligned and
-// aligned to the layout's alignment in pages; every access to the state holds the lock.
+// SAFETY: every block is `units_for(size)` whole units from the bitmap, 4 KiB aligned and
+// aligned to the layout's alignment in units; every access to the state holds the lock.
 unsafe impl<M: Memory + Send> GlobalAlloc for PageAllocator<M> {
     global_alloc_via_state!();
 }

@@ -1,40 +1,61 @@
-//! The page layer: a bitmap of free 64 KiB pages (Zig's `WasmPageAllocator`), scanned a
-//! word at a time, that hands out runs of whole pages with any power-of-two alignment.
+//! The page layer: a bitmap of free 4 KiB units of memory, scanned a word at a time,
+//! that hands out runs of whole units with any power-of-two alignment. It started as
+//! Zig's `WasmPageAllocator`, whose bits are 64 KiB wasm pages; ours are sixteenths of a
+//! page, so that a block of 33 KiB costs 36 KiB rather than 64, while memory still grows
+//! in wasm pages.
 //!
-//! A set bit means "free and ours": the page came from one of our own `grow` calls (or
-//! from the initial heap) and is not handed out. Pages other code grew are never set.
+//! A set bit means "free and ours": the unit lies in a page one of our own `grow` calls
+//! returned (or in the initial heap) and is not handed out. Units of pages other code
+//! grew are never set.
 
 use core::ops::Range;
 
 use crate::memory::{Memory, PAGE_LIMIT, PAGE_SIZE};
 
+/// The unit of the page layer: 4 KiB. Small enough that a run of units wastes at most
+/// an eighth of a block above 32 KiB (and the size classes stop at 16 KiB), large
+/// enough that the bitmap of 128 MiB fits in 4 KiB inside the allocator.
+pub(crate) const UNIT: usize = 4096;
+
+/// Units in a wasm page: memory grows by this many units at a time.
+pub(crate) const UNITS_PER_PAGE: usize = PAGE_SIZE / UNIT;
+
 /// Bits per bitmap word. 64 rather than the seed's 128: wasm has 64-bit integer
 /// instructions but no 128-bit ones, so a `u64` scan is one instruction per step.
 const WORD_BITS: usize = u64::BITS as usize;
 
-/// Pages covered by the bitmap stored inside the allocator: 2048 pages (128 MiB, 256
-/// bytes of bits), as in the seed. Most programs never use more.
-pub(crate) const CONVENTIONAL_PAGES: usize = 2048;
+/// Units covered by the bitmap stored inside the allocator: those of the first 2048
+/// pages (128 MiB, 4 KiB of bits). Most programs never use more.
+pub(crate) const CONVENTIONAL_UNITS: usize = 2048 * UNITS_PER_PAGE;
 
-const CONVENTIONAL_WORDS: usize = CONVENTIONAL_PAGES / WORD_BITS;
+const CONVENTIONAL_WORDS: usize = CONVENTIONAL_UNITS / WORD_BITS;
 
-/// Words of the extended bitmap in use: enough for every page up to [`PAGE_LIMIT`]. It
-/// lives in one stolen page, which holds up to `PAGE_SIZE / 8` words.
-const EXTENDED_WORDS: usize = (PAGE_LIMIT - CONVENTIONAL_PAGES).div_ceil(WORD_BITS);
+/// Pages the extended bitmap takes (bits for every unit above the conventional ones): 2
+/// pages hold 1,048,576 bits, every unit of wasm32's 4 GiB.
+pub(crate) const EXTENDED_PAGES: usize = 2;
 
-const _: () = assert!(EXTENDED_WORDS * core::mem::size_of::<u64>() <= PAGE_SIZE);
+/// Units the extended bitmap takes.
+const EXTENDED_UNITS: usize = EXTENDED_PAGES * UNITS_PER_PAGE;
 
-/// The pages a block of `bytes` bytes occupies: at least one, so zero-size blocks still
+/// Units 0..`UNIT_LIMIT` are the only ones ever handed out (see [`PAGE_LIMIT`]).
+pub(crate) const UNIT_LIMIT: usize = PAGE_LIMIT * UNITS_PER_PAGE;
+
+/// Words of the extended bitmap in use: enough for every unit up to [`UNIT_LIMIT`].
+const EXTENDED_WORDS: usize = UNIT_LIMIT.saturating_sub(CONVENTIONAL_UNITS).div_ceil(WORD_BITS);
+
+const _: () = assert!(EXTENDED_WORDS * core::mem::size_of::<u64>() <= EXTENDED_PAGES * PAGE_SIZE);
+
+/// The units a block of `bytes` bytes occupies: at least one, so zero-size blocks still
 /// get a unique address. Cannot overflow.
 #[inline]
-pub(crate) fn pages_for(bytes: usize) -> usize {
-    bytes.div_ceil(PAGE_SIZE).max(1)
+pub(crate) fn units_for(bytes: usize) -> usize {
+    bytes.div_ceil(UNIT).max(1)
 }
 
-/// The alignment of a block in pages: 1 for any alignment up to a page.
+/// The alignment of a block in units: 1 for any alignment up to a unit.
 #[inline]
-pub(crate) fn align_in_pages(align: usize) -> usize {
-    (align / PAGE_SIZE).max(1)
+pub(crate) fn align_in_units(align: usize) -> usize {
+    (align / UNIT).max(1)
 }
 
 /// Growing memory by a page costs more than the allocation that asks for it: V8 makes a
@@ -55,41 +76,41 @@ fn grow_ahead(size: usize) -> usize {
     (size >> GROW_AHEAD_SHIFT).min(GROW_AHEAD_MAX)
 }
 
-/// An alignment in pages, of addresses rather than page indexes: a [`Region`]'s first
-/// page need only be 64 KiB aligned, so page `i` is at address `(first + i) * PAGE_SIZE`.
+/// An alignment in units, of addresses rather than unit indexes: a [`Region`]'s first
+/// page need only be 64 KiB aligned, so unit `i` is at address `first + i * UNIT`.
 ///
 /// [`Region`]: crate::Region
 #[derive(Clone, Copy)]
 struct Alignment {
-    pages: usize,
-    /// The page number (address / `PAGE_SIZE`) of page index 0, modulo `pages`.
+    units: usize,
+    /// The unit number (address / `UNIT`) of unit index 0, modulo `units`.
     phase: usize,
 }
 
 impl Alignment {
-    fn new<M: Memory>(memory: &M, pages: usize) -> Self {
-        Alignment { pages, phase: memory.ptr(0).addr() / PAGE_SIZE % pages }
+    fn new<M: Memory>(memory: &M, units: usize) -> Self {
+        Alignment { units, phase: memory.ptr(0).addr() / UNIT % units }
     }
 
-    /// The first page index at or after `page` whose address is aligned.
+    /// The first unit index at or after `unit` whose address is aligned.
     #[inline]
-    fn next_from(self, page: usize) -> Option<usize> {
-        Some(page.checked_add(self.phase)?.checked_next_multiple_of(self.pages)? - self.phase)
+    fn next_from(self, unit: usize) -> Option<usize> {
+        Some(unit.checked_add(self.phase)?.checked_next_multiple_of(self.units)? - self.phase)
     }
 }
 
-/// A run of pages handed out.
+/// A run of units handed out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Run {
-    /// Index of the first page.
+    /// Index of the first unit.
     pub(crate) start: usize,
-    /// Whether every page of the run is known to be zero (never handed out since growth).
+    /// Whether every unit of the run is known to be zero (never handed out since growth).
     pub(crate) zeroed: bool,
 }
 
 /// The result of growing memory for a request.
 enum Growth {
-    /// Memory grew; the request is served at this page.
+    /// Memory grew; the request is served at this unit.
     Served(usize),
     /// Memory grew, but other code had grown it since we looked: the new pages are ours
     /// and free, but they do not extend the run at the top. Search again.
@@ -98,26 +119,27 @@ enum Growth {
     Failed,
 }
 
-/// The page bitmap and what the page layer knows about memory.
+/// The unit bitmap and what the page layer knows about memory.
 #[derive(Debug)]
 pub(crate) struct PageMap {
-    /// Bits for pages `0..CONVENTIONAL_PAGES`.
+    /// Bits for units `0..CONVENTIONAL_UNITS`.
     conventional: [u64; CONVENTIONAL_WORDS],
-    /// Bits for pages from `CONVENTIONAL_PAGES` on: [`EXTENDED_WORDS`] words in a page
-    /// stolen the first time such a page is freed; null until then (all pages there read
-    /// as not free).
+    /// Bits for units from `CONVENTIONAL_UNITS` on: [`EXTENDED_WORDS`] words in
+    /// [`EXTENDED_PAGES`] pages taken the first time such a unit is freed; null until then
+    /// (all units there read as not free).
     extended: *mut u64,
-    /// One past the highest page ever marked free: scans stop here.
+    /// One past the highest unit ever marked free: scans stop here.
     top: usize,
-    /// Every page of ours at or above this index has never been handed out, so it is
+    /// Every unit of ours at or above this index has never been handed out, so it is
     /// still zero from `grow` (or from the initial heap).
     fresh_from: usize,
     /// Whether the initial heap has been claimed (it is claimed once, on first use).
     started: bool,
     /// `grow` calls made: a counter for [`crate::Stats`], touched only when growing.
     grow_calls: usize,
-    /// Pages obtained from memory (growth and the initial heap), for [`crate::Stats`].
-    pages_obtained: usize,
+    /// Pages obtained from memory (growth and the initial heap's whole units, in
+    /// sixteenths), for [`crate::Stats`], in units.
+    units_obtained: usize,
 }
 
 // SAFETY: `extended` points into pages this map owns; the map moves between threads only
@@ -133,32 +155,32 @@ impl PageMap {
             fresh_from: 0,
             started: false,
             grow_calls: 0,
-            pages_obtained: 0,
+            units_obtained: 0,
         }
     }
 
-    /// Claims the memory's initial heap the first time it is called: its whole pages
-    /// become free pages, and the part before the first page boundary is returned as a
-    /// byte range for the caller to use (the size classes carve it; it may be empty).
-    /// `None` on every later call, and when the memory has no initial heap.
-    pub(crate) fn claim_initial_heap<M: Memory>(&mut self, memory: &M) -> Option<Range<usize>> {
+    /// Claims the memory's initial heap the first time it is called: its whole units
+    /// become free units (the bytes before the first unit boundary, less than 4 KiB, stay
+    /// unused). Afterwards, and when the memory has no initial heap, it does nothing.
+    pub(crate) fn claim_initial_heap<M: Memory>(&mut self, memory: &M) {
         if self.started {
-            return None;
+            return;
         }
         self.started = true;
-        let heap = memory.take_initial_heap()?;
-        let first_page = heap.start.div_ceil(PAGE_SIZE);
-        let end_page = (heap.end / PAGE_SIZE).max(first_page);
-        self.pages_obtained += end_page - first_page;
-        self.release(memory, first_page..end_page);
-        Some(heap.start..heap.end.min(first_page * PAGE_SIZE))
+        let Some(heap) = memory.take_initial_heap() else {
+            return;
+        };
+        let first = heap.start.div_ceil(UNIT);
+        let end = (heap.end / UNIT).max(first);
+        self.units_obtained += end - first;
+        self.release(memory, first..end);
     }
 
-    /// Hands out `count` pages aligned to `align` pages (a power of two): the first free
+    /// Hands out `count` units aligned to `align` units (a power of two): the first free
     /// run that fits, else memory grows by what is missing. `None` when memory cannot grow.
     pub(crate) fn alloc<M: Memory>(&mut self, memory: &M, count: usize, align: usize) -> Option<Run> {
         debug_assert!(count > 0 && align.is_power_of_two());
-        if count > PAGE_LIMIT {
+        if count > UNIT_LIMIT {
             return None;
         }
         let align = Alignment::new(memory, align);
@@ -175,30 +197,42 @@ impl PageMap {
         }
     }
 
-    /// Marks pages free. A range that is not ours is a broken contract; pages at or
-    /// above [`PAGE_LIMIT`] are ignored.
-    pub(crate) fn release<M: Memory>(&mut self, memory: &M, pages: Range<usize>) {
-        let mut end = pages.end.min(PAGE_LIMIT);
-        if pages.start >= end {
+    /// Marks units free. A range that is not ours is a broken contract; units at or
+    /// above [`UNIT_LIMIT`] are ignored.
+    ///
+    /// The first time units above the conventional bitmap are freed, the last
+    /// [`EXTENDED_UNITS`] of them become the extended bitmap and are never marked free
+    /// again. Growth that crosses the conventional bitmap grows [`EXTENDED_PAGES`] extra
+    /// for this; if a range has fewer units above it (memory other code grew in
+    /// between), those units are not recorded: lost, but never handed out twice.
+    pub(crate) fn release<M: Memory>(&mut self, memory: &M, units: Range<usize>) {
+        let mut end = units.end.min(UNIT_LIMIT);
+        if units.start >= end {
             return;
         }
-        if end > CONVENTIONAL_PAGES && self.extended.is_null() {
-            // The first free page above the conventional bitmap: its last page becomes
-            // the extended bitmap, and is never marked free again.
-            end -= 1;
-            let bitmap = memory.ptr(end * PAGE_SIZE).cast::<u64>();
-            // SAFETY: page `end` is ours (callers release only pages they own), free (it
-            // is being released) and page-aligned, so it can hold `EXTENDED_WORDS` words
-            // (checked at compile time above); from now on nothing else uses it.
-            unsafe { bitmap.write_bytes(0, EXTENDED_WORDS) };
-            self.extended = bitmap;
+        if end > CONVENTIONAL_UNITS && self.extended.is_null() {
+            if end - units.start.max(CONVENTIONAL_UNITS) >= EXTENDED_UNITS {
+                end -= EXTENDED_UNITS;
+                let bitmap = memory.ptr(end * UNIT).cast::<u64>();
+                // SAFETY: these units are ours (callers release only units they own),
+                // free (being released) and 4 KiB aligned, so they can hold
+                // `EXTENDED_WORDS` words (checked at compile time above); from now on
+                // nothing else uses them.
+                unsafe { bitmap.write_bytes(0, EXTENDED_WORDS) };
+                self.extended = bitmap;
+            } else {
+                end = units.start.max(CONVENTIONAL_UNITS);
+                if units.start >= end {
+                    return;
+                }
+            }
         }
         self.top = self.top.max(end);
-        self.mark(pages.start..end, true);
+        self.mark(units.start..end, true);
     }
 
-    /// Resizes the run at `start` from `old` to `new` pages without moving it: shrinking
-    /// frees the tail; growing claims the following pages when they are free, growing
+    /// Resizes the run at `start` from `old` to `new` units without moving it: shrinking
+    /// frees the tail; growing claims the following units when they are free, growing
     /// memory when the run reaches the top of memory. `false` when it cannot.
     pub(crate) fn resize<M: Memory>(&mut self, memory: &M, start: usize, old: usize, new: usize) -> bool {
         if new <= old {
@@ -206,53 +240,56 @@ impl PageMap {
             return true;
         }
         let (tail, end) = (start + old, start.saturating_add(new));
-        if end > PAGE_LIMIT {
+        if end > UNIT_LIMIT {
             return false;
         }
         let used = self.first_used(tail, end);
         if used < end {
-            // The pages after the block are not all free: grow memory if the free ones
+            // The units after the block are not all free: grow memory if the free ones
             // reach its top.
             let size = memory.size();
-            if used != size || self.grow_memory(memory, size, end - size) != Some(true) {
+            if used != size * UNITS_PER_PAGE {
                 return false;
             }
-            self.top = self.top.max(end);
+            let needed = (end - used).div_ceil(UNITS_PER_PAGE);
+            if self.grow_memory(memory, size, needed) != Some(true) {
+                return false;
+            }
+            // `grow_memory` marked every grown unit free; the block takes what it needs.
         }
-        self.mark(tail..used, false);
+        self.mark(tail..end, false);
         self.hand_out(tail..end);
         true
     }
 
-    /// Pages free in the bitmap (walks it).
-    pub(crate) fn free_pages(&self) -> usize {
+    /// Units free in the bitmap (walks it).
+    pub(crate) fn free_units(&self) -> usize {
         (0..self.top.div_ceil(WORD_BITS)).map(|w| self.word(w).count_ones() as usize).sum()
     }
 
-    /// `memory.grow` calls made and pages obtained from memory so far.
+    /// `memory.grow` calls made and units obtained from memory so far.
     pub(crate) fn growth(&self) -> (usize, usize) {
-        (self.grow_calls, self.pages_obtained)
+        (self.grow_calls, self.units_obtained)
     }
 
-    /// Whether page `page` is free and ours.
-    #[cfg(debug_assertions)]
-    pub(crate) fn is_free(&self, page: usize) -> bool {
-        self.word(page / WORD_BITS) >> (page % WORD_BITS) & 1 == 1
+    /// Whether unit `unit` is free and ours.
+    #[cfg(any(debug_assertions, test))]
+    pub(crate) fn is_free(&self, unit: usize) -> bool {
+        self.word(unit / WORD_BITS) >> (unit % WORD_BITS) & 1 == 1
     }
 
-    /// Where the extended bitmap lives, if it has been stolen yet.
+    /// Where the extended bitmap lives, if it exists yet.
     #[cfg(all(test, not(target_arch = "wasm32")))]
     pub(crate) fn extended_bitmap(&self) -> *mut u64 {
         self.extended
     }
 
     /// Debug builds: the first of the page map's invariants that does not hold. Free
-    /// bits lie below `top`, and `top` below the memory's size; free pages are no more
-    /// than the pages obtained; the extended bitmap's page is never free, and exists only
-    /// once a page above the conventional bitmap has been freed.
-    #[cfg(debug_assertions)]
+    /// bits lie below `top`, and `top` below the memory's size; free units are no more
+    /// than the units obtained; the extended bitmap's units are never free.
+    #[cfg(any(debug_assertions, test))]
     pub(crate) fn check<M: Memory>(&self, memory: &M) -> Result<(), &'static str> {
-        if self.top > memory.size() {
+        if self.top > memory.size() * UNITS_PER_PAGE {
             return Err("page map: top lies above the memory's size");
         }
         let words = CONVENTIONAL_WORDS + if self.extended.is_null() { 0 } else { EXTENDED_WORDS };
@@ -261,86 +298,115 @@ impl PageMap {
         {
             return Err("page map: a free bit at or above top");
         }
-        if self.free_pages() > self.pages_obtained {
-            return Err("page map: more pages free than obtained");
+        if self.free_units() > self.units_obtained {
+            return Err("page map: more units free than obtained");
         }
-        if !self.extended.is_null() {
-            let page = memory.offset(self.extended.cast()) / PAGE_SIZE;
-            if self.is_free(page) || page >= memory.size() || page < CONVENTIONAL_PAGES {
-                return Err("page map: the extended bitmap's page is free, or misplaced");
+        if let Some(bitmap) = self.extended_units(memory) {
+            if bitmap.clone().any(|unit| self.is_free(unit)) || bitmap.end > memory.size() * UNITS_PER_PAGE {
+                return Err("page map: the extended bitmap's units are free, or misplaced");
             }
         }
         Ok(())
     }
 
-    /// Debug builds: whether page `page` may hold a block handed out: it is below the
-    /// memory's size, not free, not the extended bitmap, and below `fresh_from` (so it
-    /// was handed out since it was obtained).
-    #[cfg(debug_assertions)]
-    pub(crate) fn may_be_in_use<M: Memory>(&self, memory: &M, page: usize) -> bool {
-        let extended = (!self.extended.is_null()).then(|| memory.offset(self.extended.cast()) / PAGE_SIZE);
-        page < memory.size() && !self.is_free(page) && extended != Some(page) && page < self.fresh_from
+    /// Debug builds: whether unit `unit` may hold a block handed out: below the memory's
+    /// size, not free, not the extended bitmap, and below `fresh_from` (so it was handed
+    /// out since it was obtained).
+    #[cfg(any(debug_assertions, test))]
+    pub(crate) fn may_be_in_use<M: Memory>(&self, memory: &M, unit: usize) -> bool {
+        let bitmap = self.extended_units(memory).unwrap_or(0..0);
+        unit < memory.size() * UNITS_PER_PAGE
+            && !self.is_free(unit)
+            && !bitmap.contains(&unit)
+            && unit < self.fresh_from
     }
 
-    /// Records that `pages` leave the allocator; says whether they are all still zero.
-    fn hand_out(&mut self, pages: Range<usize>) -> Run {
-        let zeroed = pages.start >= self.fresh_from;
-        self.fresh_from = self.fresh_from.max(pages.end);
-        Run { start: pages.start, zeroed }
+    #[cfg(any(debug_assertions, test))]
+    fn extended_units<M: Memory>(&self, memory: &M) -> Option<Range<usize>> {
+        let start = memory.offset(self.extended.cast()) / UNIT;
+        (!self.extended.is_null()).then_some(start..start + EXTENDED_UNITS)
+    }
+
+    /// Records that `units` leave the allocator; says whether they are all still zero.
+    fn hand_out(&mut self, units: Range<usize>) -> Run {
+        let zeroed = units.start >= self.fresh_from;
+        self.fresh_from = self.fresh_from.max(units.end);
+        Run { start: units.start, zeroed }
     }
 
     /// Grows memory for a request no free run could serve: the free run that ends at the
     /// top of memory (if any) is extended by only the missing pages.
     fn grow_for<M: Memory>(&mut self, memory: &M, count: usize, align: Alignment) -> Growth {
         let size = memory.size();
-        let run_start = self.free_run_ending_at(size);
+        let top = size * UNITS_PER_PAGE;
+        let run_start = self.free_run_ending_at(top);
         let Some(start) = align.next_from(run_start) else {
             return Growth::Failed;
         };
         let end = match start.checked_add(count) {
-            Some(end) if end <= PAGE_LIMIT => end,
+            Some(end) if end <= UNIT_LIMIT => end,
             _ => return Growth::Failed,
         };
-        // No free run fits below `size`, so the request ends above it.
-        debug_assert!(end > size);
-        let Some(delta) = end.checked_sub(size).filter(|&d| d > 0) else {
-            return Growth::Failed;
-        };
-        match self.grow_memory(memory, size, delta) {
+        // No free run fits below the top, so the request ends above it.
+        debug_assert!(end > top);
+        let needed = end.saturating_sub(top).div_ceil(UNITS_PER_PAGE);
+        match self.grow_memory(memory, size, needed) {
             Some(true) => {}
             Some(false) => return Growth::Raced,
             None => return Growth::Failed,
         }
-        self.top = self.top.max(end);
-        // Alignment padding between the old top and the block stays free for later.
-        self.release(memory, size..start.max(size));
-        self.mark(start.min(size)..size, false);
+        // `grow_memory` marked every grown unit free: the block takes its own, and the
+        // alignment padding below it stays free for later.
+        self.mark(start..end, false);
         Growth::Served(start)
     }
 
-    /// Grows memory by `needed` pages, plus [`grow_ahead`] more when memory allows (they
-    /// are marked free): `Some(true)` when the needed pages landed at `expected` (the
-    /// size we saw), `None` when memory cannot grow by `needed`. If other code grew memory
-    /// in between, the pages we got are still ours: they are marked free, and this
-    /// returns `Some(false)`.
+    /// Grows memory by `needed` pages, plus [`grow_ahead`] more when memory allows, plus
+    /// the extended bitmap's pages when the growth crosses the conventional bitmap: every
+    /// unit beyond the needed pages is marked free, and so are the needed pages' units;
+    /// the caller marks what it takes. `Some(true)` when the needed pages landed at
+    /// `expected` (the size we saw), `None` when memory cannot grow by `needed` (with the
+    /// bitmap's pages, when they are grown: they must fit below [`PAGE_LIMIT`]). If other
+    /// code grew memory in between, the pages we got are still ours: they are marked
+    /// free, and this returns `Some(false)`.
     fn grow_memory<M: Memory>(&mut self, memory: &M, expected: usize, needed: usize) -> Option<bool> {
-        let ahead = grow_ahead(expected).min(PAGE_LIMIT.saturating_sub(expected.saturating_add(needed)));
-        let (old, delta) = match memory.grow(needed + ahead) {
-            Some(old) => (old, needed + ahead),
-            None if ahead > 0 => (memory.grow(needed)?, needed),
+        let ahead = grow_ahead(expected);
+        let reach = expected.saturating_add(needed).saturating_add(ahead);
+        let bitmap = if self.extended.is_null() && reach.saturating_mul(UNITS_PER_PAGE) > CONVENTIONAL_UNITS {
+            EXTENDED_PAGES
+        } else {
+            0
+        };
+        let wanted = needed.checked_add(bitmap)?;
+        // The bitmap's pages must lie above the needed ones and below `PAGE_LIMIT`:
+        // `release` ignores units from `PAGE_LIMIT` on, so it would take the bitmap from
+        // the last units below it, inside the request.
+        if bitmap > 0 && expected.saturating_add(wanted) > PAGE_LIMIT {
+            return None;
+        }
+        let ahead = ahead.min(PAGE_LIMIT.saturating_sub(expected.saturating_add(wanted)));
+        let (old, delta) = match memory.grow(wanted + ahead) {
+            Some(old) => (old, wanted + ahead),
+            None if ahead > 0 => {
+                // Without the pages ahead, the bitmap's pages are grown only when the needed
+                // pages cross the conventional bitmap themselves: else the request would
+                // fail for pages it does not need, or growth would end a page above it,
+                // too few units for the bitmap, and that page would be lost.
+                let crosses =
+                    expected.saturating_add(needed).saturating_mul(UNITS_PER_PAGE) > CONVENTIONAL_UNITS;
+                let wanted = if crosses { wanted } else { needed };
+                (memory.grow(wanted)?, wanted)
+            }
             None => return None,
         };
         self.grow_calls += 1;
-        self.pages_obtained += delta;
-        if old != expected {
-            self.release(memory, old..old.saturating_add(delta));
-            return Some(false);
-        }
-        self.release(memory, expected + needed..expected + delta);
-        Some(true)
+        self.units_obtained += delta * UNITS_PER_PAGE;
+        let units = old * UNITS_PER_PAGE..(old + delta).min(PAGE_LIMIT) * UNITS_PER_PAGE;
+        self.release(memory, units);
+        Some(old == expected)
     }
 
-    /// The first page of the first free run of `count` pages whose start is a multiple
+    /// The first unit of the first free run of `count` units whose start is a multiple
     /// of `align`.
     fn find_free_run(&self, count: usize, align: Alignment) -> Option<usize> {
         let mut from = 0;
@@ -360,7 +426,7 @@ impl PageMap {
         }
     }
 
-    /// The first free page at or after `from`.
+    /// The first free unit at or after `from`.
     fn next_free(&self, from: usize) -> Option<usize> {
         if from >= self.top {
             return None;
@@ -379,7 +445,7 @@ impl PageMap {
         }
     }
 
-    /// The first page in `from..limit` that is not free, or `limit`.
+    /// The first unit in `from..limit` that is not free, or `limit`.
     fn first_used(&self, from: usize, limit: usize) -> usize {
         let mut w = from / WORD_BITS;
         let mut bits = !self.word(w) & (u64::MAX << (from % WORD_BITS));
@@ -395,7 +461,7 @@ impl PageMap {
         }
     }
 
-    /// The start of the free run that ends at page `end` (`end` itself when page
+    /// The start of the free run that ends at unit `end` (`end` itself when unit
     /// `end - 1` is not free).
     fn free_run_ending_at(&self, end: usize) -> usize {
         let mut end = end;
@@ -421,18 +487,18 @@ impl PageMap {
         if self.extended.is_null() || e >= EXTENDED_WORDS {
             return 0;
         }
-        // SAFETY: `extended` points at `EXTENDED_WORDS` words in a page this map owns
+        // SAFETY: `extended` points at `EXTENDED_WORDS` words in units this map owns
         // (set in `release`), and `e` is in bounds.
         unsafe { *self.extended.add(e) }
     }
 
-    /// Sets (`free`) or clears the bits of `pages`, a word at a time. Clearing bits that
+    /// Sets (`free`) or clears the bits of `units`, a word at a time. Clearing bits that
     /// have no bitmap yet is a no-op: they already read as not free.
-    fn mark(&mut self, pages: Range<usize>, free: bool) {
-        let mut page = pages.start;
-        while page < pages.end {
-            let (w, lo) = (page / WORD_BITS, page % WORD_BITS);
-            let n = (WORD_BITS - lo).min(pages.end - page);
+    fn mark(&mut self, units: Range<usize>, free: bool) {
+        let mut unit = units.start;
+        while unit < units.end {
+            let (w, lo) = (unit / WORD_BITS, unit % WORD_BITS);
+            let n = (WORD_BITS - lo).min(units.end - unit);
             let mask = (u64::MAX >> (WORD_BITS - n)) << lo;
             if let Some(word) = self.word_mut(w) {
                 if free {
@@ -441,9 +507,9 @@ impl PageMap {
                     *word &= !mask;
                 }
             } else {
-                debug_assert!(!free, "page {page} freed with no bitmap for it");
+                debug_assert!(!free, "unit {unit} freed with no bitmap for it");
             }
-            page += n;
+            unit += n;
         }
     }
 

@@ -6,13 +6,16 @@ use std::vec::Vec;
 
 use crate::checked::TAG_PAGES;
 use crate::class::{MAX_SLOT, MIN_SLOT};
+use crate::page::UNIT;
 use crate::testing::{OwnedRegion, Rng, ShadowHeap};
 use crate::{Memory, Region, WasmAllocator, PAGE_SIZE};
 
 type Alloc = WasmAllocator<OwnedRegion>;
 
+/// An allocator over a region of `pages` pages, plus the checked mode's tag pages when
+/// it is on, so that tests see the same room either way.
 fn allocator(pages: usize) -> Alloc {
-    WasmAllocator::with_memory(OwnedRegion::new(pages))
+    WasmAllocator::with_memory(OwnedRegion::new(pages + TAG_PAGES))
 }
 
 /// A live block of the model test: where it is, its layout, and the seed of the bytes
@@ -190,7 +193,7 @@ fn model_test(seed: u64, run: &ModelRun) -> usize {
         panic!("{broken}");
     }
     let stats = alloc.stats();
-    assert!(stats.pages_free <= stats.pages_obtained);
+    assert!(stats.free_bytes <= stats.obtained_bytes);
     ooms
 }
 
@@ -301,7 +304,7 @@ fn sizes_beyond_the_address_space_return_null() {
     // SAFETY: non-zero size.
     assert!(unsafe { alloc.alloc(layout) }.is_null());
     // Nothing was taken by the failures: the whole region is still there.
-    let all = Layout::from_size_align((16 - TAG_PAGES) * PAGE_SIZE, 8).unwrap();
+    let all = Layout::from_size_align(16 * PAGE_SIZE, 8).unwrap();
     // SAFETY: non-zero size.
     assert!(!unsafe { alloc.alloc(all) }.is_null());
 }
@@ -326,9 +329,9 @@ fn realloc_within_a_slot_or_over_free_pages_stays_in_place() {
     // SAFETY: non-zero sizes; each block is live with the layout passed.
     unsafe {
         let small = alloc.alloc(layout);
-        assert_eq!(alloc.realloc(small, layout, 32), small, "same 32-byte slot");
-        let layout = Layout::from_size_align(32, 4).unwrap();
-        assert_ne!(alloc.realloc(small, layout, 33), small, "next class");
+        assert_eq!(alloc.realloc(small, layout, 24), small, "same 24-byte slot");
+        let layout = Layout::from_size_align(24, 4).unwrap();
+        assert_ne!(alloc.realloc(small, layout, 25), small, "next class");
 
         let big = Layout::from_size_align(3 * PAGE_SIZE, 8).unwrap();
         let block = alloc.alloc(big);
@@ -339,10 +342,10 @@ fn realloc_within_a_slot_or_over_free_pages_stays_in_place() {
     }
 }
 
-/// Big blocks take exactly the pages they need, and freed neighbours merge by
+/// Big blocks take exactly the 4 KiB units they need, and freed neighbours merge by
 /// themselves: two freed 3-page blocks serve one 6-page request without growing.
 #[test]
-fn big_blocks_take_exact_pages_and_freed_neighbours_merge() {
+fn big_blocks_take_exact_units_and_freed_neighbours_merge() {
     let alloc = allocator(64);
     let three = Layout::from_size_align(3 * PAGE_SIZE, 8).unwrap();
     let six = Layout::from_size_align(6 * PAGE_SIZE, 8).unwrap();
@@ -352,13 +355,34 @@ fn big_blocks_take_exact_pages_and_freed_neighbours_merge() {
         let b = alloc.alloc(three);
         let fence = alloc.alloc(three);
         assert_eq!(b.addr() - a.addr(), 3 * PAGE_SIZE);
-        assert_eq!(alloc.stats().pages_obtained, 9 + TAG_PAGES, "3 pages each, not 4");
+        let obtained = alloc.stats().obtained_bytes;
         alloc.dealloc(a, three);
         alloc.dealloc(b, three);
         assert_eq!(alloc.alloc(six), a);
-        assert_eq!(alloc.stats().pages_obtained, 9 + TAG_PAGES);
+        assert_eq!(alloc.stats().obtained_bytes, obtained, "no growth");
         let _ = fence;
     }
+}
+
+/// The mid-size blocks that whole pages served badly: 200 blocks of 40,000 bytes take
+/// 40 KiB each (10 units), not 64 KiB, and a 33 KiB block 36 KiB.
+#[test]
+fn mid_size_blocks_cost_about_their_size() {
+    let alloc = allocator(256);
+    let layout = Layout::from_size_align(40_000, 8).unwrap();
+    // SAFETY: non-zero sizes; never freed (the allocator is dropped with its region).
+    let blocks: Vec<_> = (0..200).map(|_| unsafe { alloc.alloc(layout) }).collect();
+    assert!(blocks.iter().all(|b| !b.is_null()));
+    let stats = alloc.stats();
+    let used = stats.obtained_bytes - stats.free_bytes - TAG_PAGES * PAGE_SIZE;
+    assert_eq!(used, 200 * 10 * 4096);
+    // SAFETY: as above.
+    let a = unsafe { alloc.alloc(Layout::from_size_align(33 << 10, 8).unwrap()) };
+    // SAFETY: as above.
+    let b = unsafe { alloc.alloc(Layout::from_size_align(8, 8).unwrap()) };
+    assert!(!a.is_null() && !b.is_null());
+    let after = alloc.stats();
+    assert_eq!(after.obtained_bytes - after.free_bytes - TAG_PAGES * PAGE_SIZE - used, (36 << 10) + 4096);
 }
 
 #[test]
@@ -390,8 +414,8 @@ fn alloc_zeroed_clears_recycled_memory() {
     }
 }
 
-/// Small programs live in the initial heap: the bytes after `__heap_base` first, then the
-/// whole pages of the initial memory, and only then does memory grow.
+/// Small programs live in the initial heap: its whole 4 KiB units after `__heap_base`,
+/// and only then does memory grow.
 #[test]
 fn the_initial_heap_is_used_before_memory_grows() {
     let heap_start = PAGE_SIZE / 2 + 40;
@@ -406,7 +430,8 @@ fn the_initial_heap_is_used_before_memory_grows() {
         used += layout.size();
     }
     let stats = alloc.stats();
-    assert_eq!((stats.grow_calls, stats.pages_obtained), (0, initial - 1));
+    let whole_units = initial * PAGE_SIZE - heap_start.next_multiple_of(UNIT);
+    assert_eq!((stats.grow_calls, stats.obtained_bytes), (0, whole_units));
 }
 
 #[test]
@@ -424,11 +449,11 @@ fn stats_account_for_every_page() {
         alloc.dealloc(block, big);
     }
     let stats = alloc.stats();
-    assert_eq!(stats.pages_obtained, 3 + TAG_PAGES);
-    assert_eq!(stats.pages_free, 2);
+    assert_eq!(stats.obtained_bytes, (3 + TAG_PAGES) * PAGE_SIZE);
+    assert_eq!(stats.free_bytes, stats.obtained_bytes - UNIT - TAG_PAGES * PAGE_SIZE, "all but the span");
     let class = &stats.classes[2];
-    assert_eq!((class.slot_size, class.held_bytes), (32, PAGE_SIZE));
-    assert_eq!(class.free_bytes, PAGE_SIZE - 6 * 32);
+    assert_eq!((class.slot_size, class.spans, class.empty_spans, class.held_bytes), (24, 1, 0, UNIT));
+    assert_eq!(class.used_bytes, 6 * 24);
 }
 
 #[test]
@@ -465,7 +490,7 @@ fn threads_share_one_allocator() {
         }
     });
     let stats = alloc.stats();
-    assert!(stats.pages_obtained <= 512);
+    assert!(stats.obtained_bytes <= 512 * PAGE_SIZE);
 }
 
 mod bad_input;

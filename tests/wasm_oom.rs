@@ -37,12 +37,18 @@ fn try_vec(len: usize, fill: u8) -> Option<Vec<u8>> {
     Some(v)
 }
 
-/// One test, in this order: pages a size class takes stay with the class, so once small
-/// slots have filled memory, big blocks would find none.
+/// One test, in this order: big blocks fill memory, then small slots do, then, once the
+/// slots are freed, their spans serve big blocks again.
 #[wasm_bindgen_test]
 fn out_of_memory_returns_null_and_the_allocator_keeps_working() {
     big_blocks_run_out_cleanly();
     small_slots_run_out_cleanly();
+    let blocks = fill_until_full(|i| try_vec(1 << 20, i as u8));
+    assert!(
+        blocks.len() * (1 << 20) > (MAX_PAGES - 64) * PAGE_SIZE,
+        "{} MiB: the slots' spans came back",
+        blocks.len()
+    );
 }
 
 fn big_blocks_run_out_cleanly() {
@@ -77,7 +83,7 @@ fn big_blocks_run_out_cleanly() {
 /// Small slots until the pages run out: null from the size classes as well, then the
 /// freed slots serve again.
 fn small_slots_run_out_cleanly() {
-    let layout = Layout::from_size_align(4096, 8).unwrap();
+    let layout = Layout::from_size_align(3000, 8).unwrap();
     let mut slots = Vec::with_capacity(MAX_PAGES * PAGE_SIZE / layout.size());
     loop {
         // SAFETY: a non-zero size.

@@ -33,9 +33,7 @@ impl Checks {
         true
     }
     #[inline(always)]
-    pub(crate) fn took_slot<M: Memory>(&mut self, _: &M, _: NonNull<u8>, _: usize) {}
-    #[inline(always)]
-    pub(crate) fn took_fragment(&mut self, _: Range<usize>) {}
+    pub(crate) fn took_span<M: Memory>(&mut self, _: &M, _: NonNull<u8>, _: usize) {}
     #[inline(always)]
     pub(crate) fn may_free_slot<M: Memory>(
         &mut self,
@@ -49,11 +47,11 @@ impl Checks {
     #[inline(always)]
     pub(crate) fn freed_slot(&mut self, _: NonNull<u8>, _: usize) {}
     #[inline(always)]
-    pub(crate) fn took_pages(&mut self, _: Range<usize>) {}
+    pub(crate) fn took_run(&mut self, _: Range<usize>) {}
     #[inline(always)]
-    pub(crate) fn may_free_pages<M: Memory>(&mut self, _: &M, _: NonNull<u8>, _: usize) -> bool {
+    pub(crate) fn may_free_run<M: Memory>(&mut self, _: &M, _: NonNull<u8>, _: usize) -> bool {
         true
     }
     #[inline(always)]
-    pub(crate) fn freed_pages(&mut self, _: Range<usize>) {}
+    pub(crate) fn freed_units(&mut self, _: Range<usize>) {}
 }

@@ -1,8 +1,8 @@
-//! Checked mode on: a tag per page says who holds it, and freed slots are poisoned.
+//! Checked mode on: a tag per 4 KiB unit says what holds it, span headers say which
+//! class a span serves, and freed slots are poisoned.
 //!
-//! The tags live in one page taken from the page layer on the first slow path: one
-//! byte per page, for pages `0..TAGGED_PAGES` (all of wasm32's memory; on 64-bit hosts
-//! the first 4 GiB of a region, beyond which pointers are not checked).
+//! The tags live in [`TAG_PAGES`] pages taken from the page layer on the first slow
+//! path: two bits per unit, for every unit below `UNIT_LIMIT` (all of wasm32's memory).
 
 use core::mem::size_of;
 use core::ops::Range;
@@ -10,59 +10,55 @@ use core::ptr::{self, NonNull};
 
 use super::Misuse;
 use crate::class::{slot_size, SizeClasses};
-use crate::memory::{Memory, PAGE_LIMIT, PAGE_SIZE};
-use crate::page::PageMap;
+use crate::memory::{Memory, PAGE_SIZE};
+use crate::page::{PageMap, UNIT, UNITS_PER_PAGE, UNIT_LIMIT};
 
-/// Pages with a tag: one byte each in one page.
-const TAGGED_PAGES: usize = if PAGE_LIMIT < PAGE_SIZE { PAGE_LIMIT } else { PAGE_SIZE };
-
-/// Tags: 0 for pages not handed out, `1 + class` for a class's page, and these.
+/// Tags, two bits per unit: not handed out, in a span, or the first or a later unit of
+/// a run.
 const UNTAGGED: u8 = 0;
-const FRAGMENT: u8 = 0xFD;
-const BIG_START: u8 = 0xFE;
-const BIG_REST: u8 = 0xFF;
+const SPAN: u8 = 1;
+const RUN_START: u8 = 2;
+const RUN_REST: u8 = 3;
 
-/// Pages the tag table takes (counted in `stats`).
-pub(crate) const TAG_PAGES: usize = 1;
+/// Units per tag byte.
+const TAGS_PER_BYTE: usize = 4;
+
+/// Pages the tag table takes: 4 on wasm32 (counted in `stats`).
+pub(crate) const TAG_PAGES: usize = UNIT_LIMIT.div_ceil(TAGS_PER_BYTE).div_ceil(PAGE_SIZE);
 
 /// The byte freed slots are filled with, after their free-list link.
 pub(super) const POISON: u8 = 0xD9;
 
-/// How many entries of a class's free list `dealloc` looks through for the slot it is
-/// given, to catch a double free: the most recently freed slots. Bounded, so that a
-/// free costs the same however long the list is.
+/// How many entries of a span's free list `dealloc` looks through for the slot it is
+/// given, to catch a double free: the most recently freed slots of the span. Bounded, so
+/// that a free costs the same however long the list is.
 const DOUBLE_FREE_WINDOW: usize = 16;
 
 /// The tag table, and the first misuse found (reported once the lock is released).
 pub(crate) struct Checks {
     tags: *mut u8,
-    /// The initial heap's bytes before its first page boundary (offsets): the only
-    /// bytes of the page tagged [`FRAGMENT`] that slots are carved from. Remembered from
-    /// the start, as the tag page may not exist yet when the fragment is claimed.
-    fragment: Range<usize>,
     found: Option<Misuse>,
 }
 
-// SAFETY: `tags` points into a page the allocator owns; used only behind its lock.
+// SAFETY: `tags` points into pages the allocator owns; used only behind its lock.
 unsafe impl Send for Checks {}
 
 impl Checks {
     pub(crate) const fn new() -> Self {
-        Checks { tags: ptr::null_mut(), fragment: 0..0, found: None }
+        Checks { tags: ptr::null_mut(), found: None }
     }
 
-    /// Takes the tag page on the first slow path; `false` when memory is exhausted.
+    /// Takes the tag pages on the first slow path; `false` when memory is exhausted.
     pub(crate) fn prepare<M: Memory>(&mut self, memory: &M, pages: &mut PageMap) -> bool {
         if !self.tags.is_null() {
             return true;
         }
-        let Some(run) = pages.alloc(memory, TAG_PAGES, 1) else {
+        let Some(run) = pages.alloc(memory, TAG_PAGES * UNITS_PER_PAGE, 1) else {
             return false;
         };
-        self.tags = memory.ptr(run.start * PAGE_SIZE);
-        // SAFETY: the page was just handed out to us, and holds `TAGGED_PAGES` bytes.
-        unsafe { self.tags.write_bytes(UNTAGGED, TAGGED_PAGES) };
-        self.tag_fragment();
+        self.tags = memory.ptr(run.start * UNIT);
+        // SAFETY: the units were just handed out to us, `TAG_PAGES` pages of them.
+        unsafe { self.tags.write_bytes(0, TAG_PAGES * PAGE_SIZE) };
         true
     }
 
@@ -70,9 +66,9 @@ impl Checks {
         self.found.take()
     }
 
-    /// Before popping `class`'s free list: the head is still poisoned and links to a
-    /// slot of the same class. `false` (and the misuse recorded) otherwise; the caller
-    /// then drops the list rather than follow a corrupted link.
+    /// Before popping `class`'s first span with room: the head of its free list is still
+    /// poisoned and links to a slot of the same class. `false` (and the misuse recorded)
+    /// otherwise; the caller then drops the list rather than follow a corrupted link.
     pub(crate) fn list_is_sound<M: Memory>(
         &mut self,
         memory: &M,
@@ -84,44 +80,24 @@ impl Checks {
         };
         // SAFETY: a free slot of `class`: `slot_size(class)` bytes the allocator owns.
         let next = unsafe { head.cast::<*mut u8>().read() };
-        let next_ok = next.is_null() || self.slot_misuse(memory.offset(next), class).is_none();
-        let poisoned =
-            self.tag_of(memory.offset(head.as_ptr()) / PAGE_SIZE) == FRAGMENT || poison_intact(head, class);
-        if !next_ok || !poisoned {
+        let next_ok = NonNull::new(next).is_none_or(|next| self.slot_misuse(memory, next, class).is_none());
+        if !next_ok || !poison_intact(head, class) {
             return self.found(Misuse::UseAfterFree { slot: head.as_ptr().addr() });
         }
         true
     }
 
-    /// A slot was handed out: a fresh page for a class gets its tag. The slot's bytes
-    /// are the caller's from now on: no check reads them until it is freed.
-    pub(crate) fn took_slot<M: Memory>(&mut self, memory: &M, slot: NonNull<u8>, class: usize) {
-        let offset = memory.offset(slot.as_ptr());
-        if offset % PAGE_SIZE == 0 {
-            self.tag(offset / PAGE_SIZE..offset / PAGE_SIZE + 1, 1 + class as u8);
-        }
+    /// A class took a span (new, or its cached one again), and `slot` from it.
+    pub(crate) fn took_span<M: Memory>(&mut self, memory: &M, slot: NonNull<u8>, class: usize) {
+        let span_bytes = SizeClasses::span_units(class) * UNIT;
+        let start = memory.offset(slot.as_ptr()).wrapping_sub(slot.as_ptr().addr() % span_bytes) / UNIT;
+        self.tag(start..start + SizeClasses::span_units(class), SPAN);
     }
 
-    /// The initial heap's fragment serves slots of every class. Its page is tagged as
-    /// soon as the tag page exists (now, or when [`Checks::prepare`] makes it).
-    pub(crate) fn took_fragment(&mut self, fragment: Range<usize>) {
-        if !fragment.is_empty() {
-            self.fragment = fragment;
-            self.tag_fragment();
-        }
-    }
-
-    fn tag_fragment(&mut self) {
-        if !self.fragment.is_empty() {
-            let page = self.fragment.start / PAGE_SIZE;
-            self.tag(page..page + 1, FRAGMENT);
-        }
-    }
-
-    /// Before a slot goes back on its list: it is a slot of `class`, and not among the
-    /// last [`DOUBLE_FREE_WINDOW`] slots freed in its class. Reads only the free list
-    /// (bytes the allocator wrote), never the slot: a live slot's bytes are the caller's,
-    /// and may be uninitialised (a struct's padding).
+    /// Before a slot goes back to its span: it is a slot of `class`, and not among the
+    /// last [`DOUBLE_FREE_WINDOW`] slots freed in its span. Reads only tags, the span's
+    /// header and its free list (bytes the allocator wrote), never the slot: a live
+    /// slot's bytes are the caller's, and may be uninitialised (a struct's padding).
     pub(crate) fn may_free_slot<M: Memory>(
         &mut self,
         memory: &M,
@@ -129,21 +105,21 @@ impl Checks {
         slot: NonNull<u8>,
         class: usize,
     ) -> bool {
-        if let Some(misuse) = self.slot_misuse(memory.offset(slot.as_ptr()), class) {
+        if let Some(misuse) = self.slot_misuse(memory, slot, class) {
             return self.found(misuse);
         }
-        let mut free = classes.head(class);
+        // SAFETY: `slot_misuse` found `slot` at a slot of a live span of `class`.
+        let mut free = unsafe { classes.span_head(slot, class) };
         for _ in 0..DOUBLE_FREE_WINDOW {
-            if free.is_null() {
-                break;
-            }
-            if free == slot.as_ptr() {
+            let Some(entry) = NonNull::new(free) else { break };
+            if entry == slot {
                 return self.found(Misuse::DoubleFree);
             }
-            // SAFETY: `free` is on the free list of `class` and passed `slot_misuse` (or is
-            // the head): a free slot of at least a word, whose first word `push` wrote.
-            let next = unsafe { free.cast::<*mut u8>().read() };
-            if !next.is_null() && self.slot_misuse(memory.offset(next), class).is_some() {
+            // SAFETY: `entry` is on a free list of `class` and passed `slot_misuse` (or
+            // is the head): a free slot of at least a word, whose first word was written
+            // by the allocator.
+            let next = unsafe { entry.cast::<*mut u8>().read() };
+            if NonNull::new(next).is_some_and(|next| self.slot_misuse(memory, next, class).is_some()) {
                 break;
             }
             free = next;
@@ -151,40 +127,34 @@ impl Checks {
         true
     }
 
-    /// A slot went back on its list: poison all but its link.
+    /// A slot is about to go back to its span: poison all but its link.
     pub(crate) fn freed_slot(&mut self, slot: NonNull<u8>, class: usize) {
         let link = size_of::<*mut u8>();
-        // SAFETY: the slot is free and ours, `slot_size(class)` >= `link` bytes long.
+        // SAFETY: the slot is ours and no longer in use, `slot_size(class)` >= `link`
+        // bytes long.
         unsafe { slot.as_ptr().add(link).write_bytes(POISON, slot_size(class) - link) };
     }
 
-    pub(crate) fn took_pages(&mut self, pages: Range<usize>) {
-        self.tag(pages.start..pages.start + 1, BIG_START);
-        self.tag(pages.start + 1..pages.end, BIG_REST);
+    /// A run of units was handed out.
+    pub(crate) fn took_run(&mut self, units: Range<usize>) {
+        self.tag(units.start..units.start + 1, RUN_START);
+        self.tag(units.start + 1..units.end, RUN_REST);
     }
 
-    /// Before whole pages are freed or resized: `ptr` starts a big block of `count` pages.
-    /// Only pages below [`TAGGED_PAGES`] have tags, as in [`Checks::took_pages`]: the
-    /// part of a block above them is not checked.
-    pub(crate) fn may_free_pages<M: Memory>(&mut self, memory: &M, ptr: NonNull<u8>, count: usize) -> bool {
+    /// Before a run is freed or resized: `ptr` starts a run of `count` units.
+    pub(crate) fn may_free_run<M: Memory>(&mut self, memory: &M, ptr: NonNull<u8>, count: usize) -> bool {
         let offset = memory.offset(ptr.as_ptr());
-        let start = offset / PAGE_SIZE;
-        let misuse = if offset % PAGE_SIZE != 0 {
-            Some(if self.tag_of(start) == UNTAGGED { Misuse::Foreign } else { Misuse::Misaligned })
-        } else {
-            match self.tag_of(start) {
-                BIG_START => {
-                    let end = start.saturating_add(count);
-                    let tagged_end = end.min(TAGGED_PAGES);
-                    let body = (start + 1..tagged_end).all(|p| self.tag_of(p) == BIG_REST);
-                    let ends = end >= TAGGED_PAGES || self.tag_of(end) != BIG_REST;
-                    (!body || !ends).then_some(Misuse::Foreign)
-                }
-                BIG_REST => Some(Misuse::Misaligned),
-                UNTAGGED if start < TAGGED_PAGES => Some(Misuse::Foreign),
-                UNTAGGED => None,
-                _ => Some(Misuse::Foreign),
+        let start = offset / UNIT;
+        let misuse = match self.tag_of(start) {
+            _ if offset % UNIT != 0 && self.tag_of(start) == UNTAGGED => Some(Misuse::Foreign),
+            _ if offset % UNIT != 0 => Some(Misuse::Misaligned),
+            RUN_START => {
+                let end = start.saturating_add(count);
+                let body = (start + 1..end).all(|u| self.tag_of(u) == RUN_REST);
+                (!body || self.tag_of(end) == RUN_REST).then_some(Misuse::Foreign)
             }
+            RUN_REST => Some(Misuse::Misaligned),
+            _ => Some(Misuse::Foreign),
         };
         match misuse {
             Some(misuse) => self.found(misuse),
@@ -192,22 +162,30 @@ impl Checks {
         }
     }
 
-    pub(crate) fn freed_pages(&mut self, pages: Range<usize>) {
-        self.tag(pages, UNTAGGED);
+    /// Units went back to the page layer (a run, or a span that emptied).
+    pub(crate) fn freed_units(&mut self, units: Range<usize>) {
+        self.tag(units, UNTAGGED);
     }
 
-    /// Why `offset` cannot be a slot of `class`, if it cannot.
-    fn slot_misuse(&self, offset: usize, class: usize) -> Option<Misuse> {
-        let page = offset / PAGE_SIZE;
-        let tag = self.tag_of(page);
-        if page >= TAGGED_PAGES {
-            return None;
-        }
-        let in_fragment = tag == FRAGMENT && self.fragment.contains(&offset);
-        if tag != 1 + class as u8 && !in_fragment {
+    /// Why `slot` cannot be a slot of `class`, if it cannot: its unit is not in a span,
+    /// the span it would lie in is not one of `class`, or it is not at a slot's start.
+    fn slot_misuse<M: Memory>(&self, memory: &M, slot: NonNull<u8>, class: usize) -> Option<Misuse> {
+        let offset = memory.offset(slot.as_ptr());
+        let span_bytes = SizeClasses::span_units(class) * UNIT;
+        let span = offset.wrapping_sub(slot.as_ptr().addr() % span_bytes);
+        if self.tag_of(offset / UNIT) != SPAN || self.tag_of(span / UNIT) != SPAN {
             return Some(Misuse::Foreign);
         }
-        (offset % slot_size(class) != 0).then_some(Misuse::Misaligned)
+        // SAFETY: the span's first unit is tagged as a span's: live, its header written.
+        let (span_class, handed_out) = unsafe { SizeClasses::span_header(memory.ptr(span)) };
+        if span_class != class {
+            return Some(Misuse::Foreign);
+        }
+        let slots = SizeClasses::slots_of(span, class);
+        if !(slots.start..memory.offset(handed_out)).contains(&offset) {
+            return Some(if slots.contains(&offset) { Misuse::Foreign } else { Misuse::Misaligned });
+        }
+        ((offset - slots.start) % slot_size(class) != 0).then_some(Misuse::Misaligned)
     }
 
     fn found(&mut self, misuse: Misuse) -> bool {
@@ -215,21 +193,27 @@ impl Checks {
         false
     }
 
-    fn tag_of(&self, page: usize) -> u8 {
-        if page >= TAGGED_PAGES || self.tags.is_null() {
+    fn tag_of(&self, unit: usize) -> u8 {
+        if unit >= UNIT_LIMIT || self.tags.is_null() {
             return UNTAGGED;
         }
-        // SAFETY: `tags` has `TAGGED_PAGES` bytes, and `page` is below that.
-        unsafe { *self.tags.add(page) }
+        // SAFETY: `tags` has a byte for every `TAGS_PER_BYTE` units below `UNIT_LIMIT`.
+        let byte = unsafe { *self.tags.add(unit / TAGS_PER_BYTE) };
+        byte >> (unit % TAGS_PER_BYTE * 2) & 3
     }
 
-    fn tag(&mut self, pages: Range<usize>, tag: u8) {
-        let end = pages.end.min(TAGGED_PAGES);
-        if self.tags.is_null() || pages.start >= end {
+    fn tag(&mut self, units: Range<usize>, tag: u8) {
+        if self.tags.is_null() {
             return;
         }
-        // SAFETY: `pages.start..end` lies within the `TAGGED_PAGES` bytes of `tags`.
-        unsafe { self.tags.add(pages.start).write_bytes(tag, end - pages.start) };
+        for unit in units.start..units.end.min(UNIT_LIMIT) {
+            let shift = unit % TAGS_PER_BYTE * 2;
+            // SAFETY: as in `tag_of`; `&mut self` makes this the only access.
+            unsafe {
+                let byte = self.tags.add(unit / TAGS_PER_BYTE);
+                *byte = *byte & !(3 << shift) | tag << shift;
+            }
+        }
     }
 }
 
@@ -238,8 +222,7 @@ impl Checks {
 fn poison_intact(slot: NonNull<u8>, class: usize) -> bool {
     let link = size_of::<*mut u8>();
     // SAFETY: the slot is free, ours and `slot_size(class)` bytes long, and every byte
-    // after its link was written by `freed_slot` (or, for a fragment slot, which callers
-    // do not pass here, zeroed); only read here.
+    // after its link was written by `freed_slot`; only read here.
     let bytes = unsafe { core::slice::from_raw_parts(slot.as_ptr().add(link), slot_size(class) - link) };
     bytes.iter().all(|&b| b == POISON)
 }

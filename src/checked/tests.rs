@@ -8,7 +8,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
 use std::string::{String, ToString};
 
-use super::on::POISON;
+use super::on::{POISON, TAG_PAGES};
 use crate::testing::{OwnedRegion, RefusingMemory};
 use crate::{Memory, PageAllocator, WasmAllocator, PAGE_SIZE};
 
@@ -221,19 +221,23 @@ fn correct_use_is_not_reported() {
     }
 }
 
-/// An allocator whose region starts like a wasm module: one page, the heap starting in
-/// its middle (after "static data"), so the first slots come from the fragment.
-fn allocator_with_fragment(refusals: usize) -> WasmAllocator<RefusingMemory> {
-    let inner = OwnedRegion::with_initial_heap(8, 1, HEAP_START);
+/// An allocator whose region starts like a wasm module: `pages` pages, the heap
+/// starting in the first one's middle (after "static data"), its first `refusals`
+/// growths refused.
+fn allocator_with_initial_heap(pages: usize, refusals: usize) -> WasmAllocator<RefusingMemory> {
+    let inner = OwnedRegion::with_initial_heap(16, pages, HEAP_START);
     WasmAllocator::with_memory(RefusingMemory { inner, refusals: refusals.into() })
 }
 
-/// Where the initial heap starts in [`allocator_with_fragment`]: mid-page, as
+/// Where the initial heap starts in [`allocator_with_initial_heap`]: mid-page, as
 /// `__heap_base` almost always is.
-const HEAP_START: usize = PAGE_SIZE / 2 + 24;
+const HEAP_START: usize = PAGE_SIZE / 4 + 24;
 
-/// Allocates, frees and reallocates small blocks that come from the initial heap's
-/// fragment; a report would abort the test binary.
+/// Pages a region starts with for the tests that take everything from the initial
+/// heap: room for the tag table and the blocks.
+const INITIAL_PAGES: usize = 1 + TAG_PAGES;
+
+/// Allocates, frees and reallocates small blocks; a report would abort the test binary.
 fn churn_small_blocks(alloc: &dyn GlobalAlloc) {
     let layouts = [layout(8, 8), layout(24, 8), layout(100, 4), layout(1000, 8)];
     let mut blocks = std::vec::Vec::new();
@@ -251,40 +255,41 @@ fn churn_small_blocks(alloc: &dyn GlobalAlloc) {
     }
 }
 
-/// Regression: the fragment was recorded before the tag page existed, so its slots had
-/// no tag: freeing one was reported as "never handed out".
+/// Regression (of the first size-class design, whose slots also came from the initial
+/// heap's bytes before its first page boundary): that fragment was recorded before the
+/// tag page existed, so its slots had no tag, and freeing one was reported as "never
+/// handed out". Slots from the initial heap are not reported.
 #[test]
-fn slots_from_the_initial_heaps_fragment_are_not_reported() {
-    let alloc = allocator_with_fragment(0);
+fn slots_from_the_initial_heap_are_not_reported() {
+    let alloc = allocator_with_initial_heap(INITIAL_PAGES, 0);
     churn_small_blocks(&alloc);
-    let fragment = HEAP_START..PAGE_SIZE;
     assert!(alloc.stats().classes.iter().any(|c| c.held_bytes > 0));
-    // The blocks did come from the fragment: the first 8-byte slot is its first word.
     // SAFETY: a non-zero size; freed at once.
     let p = unsafe { alloc.alloc(layout(8, 8)) };
     let offset = alloc.state.with(|s| s.memory.offset(p));
-    assert!(fragment.contains(&offset), "{offset:#x}");
+    assert!((HEAP_START..INITIAL_PAGES * PAGE_SIZE).contains(&offset), "from the initial heap: {offset:#x}");
+    assert_eq!(alloc.stats().grow_calls, 0);
     // SAFETY: just allocated with this layout.
     unsafe { alloc.dealloc(p, layout(8, 8)) };
 }
 
 /// Regression: when the first slow path could not get the tag page (memory refused to
-/// grow), the fragment was forgotten by the checks and its slots later reported.
+/// grow), the initial heap's first slots were later reported.
 #[test]
-fn the_fragment_is_remembered_when_the_first_tag_page_is_refused() {
-    let alloc = allocator_with_fragment(1);
+fn the_initial_heap_is_not_reported_when_the_first_tag_page_is_refused() {
+    let alloc = allocator_with_initial_heap(1, 1);
     // SAFETY: a non-zero size.
     let refused = unsafe { alloc.alloc(layout(16, 8)) };
     assert!(refused.is_null(), "no tag page, no allocation");
     churn_small_blocks(&alloc);
 }
 
-/// The page that holds the fragment also holds "static data" below the heap's start:
-/// a pointer there is still foreign.
+/// The page where the initial heap starts also holds "static data" below it: a pointer
+/// there is foreign.
 #[test]
 #[cfg_attr(miri, ignore = "spawns a process")]
-fn a_pointer_into_the_static_data_beside_the_fragment_is_caught() {
-    let alloc = allocator_with_fragment(0);
+fn a_pointer_into_the_static_data_below_the_initial_heap_is_caught() {
+    let alloc = allocator_with_initial_heap(INITIAL_PAGES, 0);
     // SAFETY: deliberately broken: a pointer below the initial heap, in its page.
     let message = report_of(|| unsafe {
         let p = alloc.alloc(layout(8, 8));
@@ -295,27 +300,28 @@ fn a_pointer_into_the_static_data_beside_the_fragment_is_caught() {
     assert!(message.contains("never handed out"), "{message}");
 }
 
-/// Regression: `took_pages` tags only pages below `TAGGED_PAGES`, but the free check
-/// wanted a tag on every page of the block: a block across page 65536 of a region over
-/// 4 GiB was reported as "never handed out" when freed.
+/// Regression: tags covered only pages below 65536 while the free check wanted a tag on
+/// every page of a block, so a block across page 65536 of a region over 4 GiB was
+/// reported as "never handed out" when freed. Tags now cover every unit the page layer
+/// can hand out: a run that ends at its very last unit is freed without a report.
 #[test]
 #[cfg(target_pointer_width = "64")]
-fn a_big_block_across_the_last_tagged_page_is_freed_without_a_report() {
+fn a_run_at_the_last_units_of_the_bitmap_is_freed_without_a_report() {
     use crate::checked::Checks;
-    use crate::page::PageMap;
+    use crate::page::{PageMap, UNIT, UNIT_LIMIT};
     use crate::WasmMemory;
-    let region = OwnedRegion::new(2);
+    let region = OwnedRegion::new(8);
     let mut checks = Checks::new();
     assert!(checks.prepare(&region, &mut PageMap::new()));
-    // On the host, `WasmMemory`'s offsets are addresses: page `p` is at `p * PAGE_SIZE`.
-    // No byte of the block is read.
+    // On the host, `WasmMemory`'s offsets are addresses: unit `u` is at `u * UNIT`. No
+    // byte of the run is read.
     let memory = WasmMemory::new();
-    for (start, count) in [(65535, 4), (65534, 2), (65533, 3), (70000, 2)] {
-        checks.took_pages(start..start + count);
-        let ptr = core::ptr::NonNull::new(memory.ptr(start * PAGE_SIZE)).unwrap();
-        assert!(checks.may_free_pages(&memory, ptr, count), "pages {start}..+{count}");
+    for (start, count) in [(UNIT_LIMIT - 4, 4), (UNIT_LIMIT - 1, 1), (65535 * 16, 32)] {
+        checks.took_run(start..start + count);
+        let ptr = core::ptr::NonNull::new(memory.ptr(start * UNIT)).unwrap();
+        assert!(checks.may_free_run(&memory, ptr, count), "units {start}..+{count}");
         assert_eq!(checks.take_misuse(), None);
-        checks.freed_pages(start..start + count);
+        checks.freed_units(start..start + count);
     }
 }
 

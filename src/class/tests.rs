@@ -2,10 +2,37 @@ use super::*;
 use crate::page::PageMap;
 use crate::testing::OwnedRegion;
 
-/// The slot a request should get, computed the slow, obvious way.
+/// The class sizes, computed the slow, obvious way: 8, 16, …, 64, then four steps per
+/// doubling.
+fn expected_sizes() -> std::vec::Vec<usize> {
+    let mut sizes: std::vec::Vec<usize> = (1..=8).map(|k| 8 * k).collect();
+    let mut base = 64;
+    while base < MAX_SLOT {
+        sizes.extend((1..=4).map(|k| base + k * base / 4));
+        base *= 2;
+    }
+    sizes
+}
+
+/// The class a request should get: the smallest class size that holds `size` and is a
+/// multiple of `align`, unless that is the largest (16 KiB, a run), or the request is
+/// too big or aligned to more than 64.
 fn expected_slot(size: usize, align: usize) -> Option<usize> {
-    let need = size.max(align).max(MIN_SLOT).checked_next_power_of_two()?;
-    (need <= MAX_SLOT).then_some(need)
+    if align > MAX_CLASS_ALIGN {
+        return None;
+    }
+    let slot = *expected_sizes().iter().find(|&&s| s >= size && s % align == 0)?;
+    (slot < MAX_SLOT).then_some(slot)
+}
+
+#[test]
+fn the_classes_are_eight_byte_steps_then_four_per_doubling() {
+    let sizes = expected_sizes();
+    assert_eq!(CLASSES, sizes.len());
+    assert_eq!(CLASSES, 40);
+    for (class, &size) in sizes.iter().enumerate() {
+        assert_eq!(slot_size(class), size, "class {class}");
+    }
 }
 
 #[test]
@@ -14,58 +41,61 @@ fn class_selection_at_every_edge() {
     for k in 0..usize::BITS - 1 {
         sizes.extend([(1 << k) - 1, 1 << k, (1 << k) + 1]);
     }
+    sizes.extend(expected_sizes().iter().flat_map(|&s| [s - 1, s, s + 1]));
     for &size in &sizes {
         for a in 0..usize::BITS {
             let align = 1 << a;
             let slot = class_of(size, align).map(slot_size);
             assert_eq!(slot, expected_slot(size, align), "size {size} align {align}");
-            if let Some(slot) = slot {
-                assert!(slot >= size && slot >= align && slot % align == 0);
-            }
         }
     }
-    assert_eq!(CLASSES, 13);
-    assert_eq!(class_of(MAX_SLOT, 1), Some(CLASSES - 1));
     assert_eq!(class_of(MAX_SLOT + 1, 1), None);
-    assert_eq!(class_of(1, MAX_SLOT * 2), None, "over-aligned requests take pages");
+    assert_eq!(class_of(1, 128), None, "aligned to more than 64: a run");
+    assert_eq!(class_of(MAX_SLOT, 8), None, "the largest class: a run");
 }
 
+/// Every size up to the largest class: the smallest class that fits, which wastes at
+/// most a fifth of it (a quarter of the request).
 #[test]
-fn every_size_in_the_small_range_gets_the_smallest_slot_that_fits() {
+fn every_size_in_the_class_range_gets_the_smallest_class_that_fits() {
+    let sizes = expected_sizes();
     for size in 0..=MAX_SLOT {
-        let slot = slot_size(class_of(size, 1).unwrap());
-        assert!(slot >= size.max(MIN_SLOT) && (slot == MIN_SLOT || slot / 2 < size));
+        let expected = *sizes.iter().find(|&&s| s >= size).unwrap();
+        match class_of(size, 1) {
+            Some(class) => {
+                assert_eq!(slot_size(class), expected, "size {size}");
+                assert!(size <= 64 || (slot_size(class) - size) * 5 < slot_size(class), "size {size}");
+            }
+            None => assert_eq!(expected, MAX_SLOT, "size {size} is a run only in the largest class"),
+        }
     }
 }
 
-/// Unlike Zig's allocator, a slot in use has no footer: 2^k bytes use a 2^k-byte slot,
-/// so consecutive slots of a fresh page are exactly 2^k apart.
+/// A span's header and tail waste at most an eighth of it (a sixteenth for most), and
+/// its slots follow the 64-byte header back to back: no footer, no gap.
 #[test]
-fn a_power_of_two_request_uses_a_slot_of_its_own_size() {
-    let memory = OwnedRegion::new(CLASSES);
+fn spans_waste_little_and_slots_are_back_to_back() {
+    let memory = OwnedRegion::new(64);
     let (mut pages, mut classes) = (PageMap::new(), SizeClasses::new());
-    for class in 0..CLASSES {
-        let size = slot_size(class);
-        assert_eq!(class_of(size, 1), Some(class));
+    for class in (0..CLASSES).filter(|&c| SPAN_UNITS[c] != 0) {
+        let (size, bytes) = (slot_size(class), span_bytes(class));
+        let slots = CAPACITY[class] as usize;
+        assert!((bytes - slots * size) * 8 <= bytes, "class {size}: {slots} slots in {bytes} B");
         let first = classes.refill(&memory, &mut pages, class).unwrap();
-        let second = classes.pop(class).unwrap();
-        assert_eq!(second.as_ptr().addr() - first.as_ptr().addr(), size, "class {size}");
-    }
-}
-
-#[test]
-fn a_page_holds_exactly_page_size_over_slot_size_slots() {
-    let memory = OwnedRegion::new(CLASSES + 1);
-    let (mut pages, mut classes) = (PageMap::new(), SizeClasses::new());
-    for class in 0..CLASSES {
-        let first = classes.refill(&memory, &mut pages, class).unwrap();
+        assert_eq!(
+            memory.offset(first.as_ptr()) % bytes,
+            HEADER,
+            "class {size}: first slot after the header"
+        );
         let mut count = 1;
         while let Some(slot) = classes.pop(class) {
-            assert_eq!(slot.as_ptr().addr() - first.as_ptr().addr(), count * slot_size(class));
+            assert_eq!(slot.as_ptr().addr() - first.as_ptr().addr(), count * size);
             count += 1;
         }
-        assert_eq!(count, PAGE_SIZE / slot_size(class));
+        assert_eq!(count, slots);
+        assert!(slot_size(class) % 64 != 0 || memory.offset(first.as_ptr()) % 64 == 0);
     }
+    assert!(classes.check(&memory, &pages).is_ok());
 }
 
 #[test]
@@ -74,41 +104,60 @@ fn freed_slots_are_reused_last_in_first_out() {
     let (mut pages, mut classes) = (PageMap::new(), SizeClasses::new());
     let a = classes.refill(&memory, &mut pages, 2).unwrap();
     let b = classes.pop(2).unwrap();
-    // SAFETY: both slots came from class 2 and are not used.
+    let c = classes.pop(2).unwrap();
+    // SAFETY: the slots came from class 2 and are not used.
     unsafe {
-        classes.push(2, a);
-        classes.push(2, b);
+        assert!(classes.push(&memory, &mut pages, 2, a).is_none());
+        assert!(classes.push(&memory, &mut pages, 2, b).is_none());
     }
     assert_eq!(classes.pop(2), Some(b));
     assert_eq!(classes.pop(2), Some(a));
     let stats = classes.stats();
-    assert_eq!(stats[2].held_bytes, PAGE_SIZE);
-    assert_eq!(stats[2].free_bytes, PAGE_SIZE - 2 * slot_size(2));
+    assert_eq!((stats[2].spans, stats[2].held_bytes, stats[2].used_bytes), (1, UNIT, 3 * slot_size(2)));
+    let _ = c;
 }
 
-/// The bytes of the initial heap before its first page boundary are carved into slots,
-/// and every 8-byte-aligned byte of them ends up in exactly one slot.
+/// The heart of the redesign: a span whose last slot is freed goes back to the page
+/// layer (where any size can use it), except one empty span a class keeps cached, which
+/// is the next span it takes.
 #[test]
-fn the_fragment_is_carved_without_losing_a_byte() {
-    let memory = OwnedRegion::new(2);
-    assert_eq!(memory.grow(1), Some(0));
-    let mut classes = SizeClasses::new();
-    let (start, end) = (8 * 3 + 5, PAGE_SIZE - 8);
-    classes.adopt_fragment(memory.ptr(start)..memory.ptr(end));
-    let mut shadow = crate::testing::ShadowHeap::default();
-    let mut total = 0;
-    // Ask for every class, biggest first, until the fragment is gone, then drain lists.
-    for class in (0..CLASSES).rev() {
-        while let Some(slot) = classes.pop(class).or_else(|| classes.carve_fragment(class)) {
-            let addr = memory.offset(slot.as_ptr());
-            assert!(addr >= start && addr + slot_size(class) <= end, "slot {addr:#x} outside the fragment");
-            assert_eq!(addr % slot_size(class), 0);
-            shadow.insert(addr, slot_size(class));
-            total += slot_size(class);
+fn an_emptied_span_goes_back_unless_its_class_caches_none() {
+    let memory = OwnedRegion::new(4);
+    let (mut pages, mut classes) = (PageMap::new(), SizeClasses::new());
+    let class = class_of(1000, 8).unwrap();
+    let capacity = CAPACITY[class] as usize;
+    let mut slots = std::vec![classes.refill(&memory, &mut pages, class).unwrap()];
+    while slots.len() < 2 * capacity {
+        slots.push(classes.pop(class).or_else(|| classes.refill(&memory, &mut pages, class)).unwrap());
+    }
+    assert_eq!(classes.stats()[class].spans, 2);
+    let free_before = pages.free_units();
+    let (first, second) = slots.split_at(capacity);
+    // The first span empties: the class caches it.
+    // SAFETY: each slot came from this class and is freed once.
+    unsafe {
+        for &slot in first {
+            assert!(classes.push(&memory, &mut pages, class, slot).is_none());
         }
     }
-    assert_eq!(total, end - start.next_multiple_of(MIN_SLOT));
-    assert_eq!(memory.size(), 1, "no page was taken");
-    let held: usize = classes.stats().iter().map(|c| c.held_bytes).sum();
-    assert_eq!(held, total);
+    let stats = classes.stats()[class];
+    assert_eq!((stats.spans, stats.empty_spans, pages.free_units()), (2, 1, free_before));
+    assert!(classes.check(&memory, &pages).is_ok());
+    // The second empties too: with one cached already, it goes back.
+    // SAFETY: as above.
+    unsafe {
+        for (i, &slot) in second.iter().enumerate() {
+            let released = classes.push(&memory, &mut pages, class, slot);
+            assert_eq!(released.is_some(), i == capacity - 1, "slot {i}");
+        }
+    }
+    assert_eq!(pages.free_units(), free_before + SPAN_UNITS[class] as usize);
+    let stats = classes.stats()[class];
+    assert_eq!((stats.spans, stats.empty_spans, stats.used_bytes), (1, 1, 0));
+    assert!(classes.check(&memory, &pages).is_ok());
+    // The next span the class needs is the cached one: the page layer is not asked.
+    let again = classes.refill(&memory, &mut pages, class).unwrap();
+    assert_eq!(pages.free_units(), free_before + SPAN_UNITS[class] as usize);
+    assert!(first.contains(&again));
+    assert!(classes.check(&memory, &pages).is_ok());
 }

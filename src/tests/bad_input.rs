@@ -42,7 +42,7 @@ fn realloc_across_every_class_boundary_and_back() {
 #[test]
 fn realloc_of_a_big_block_at_the_top_of_memory() {
     // Checked mode takes its tag page first, below the block.
-    let alloc = allocator(12 + TAG_PAGES);
+    let alloc = allocator(12);
     let mut layout = Layout::from_size_align(2 * PAGE_SIZE, 8).unwrap();
     // SAFETY: non-zero sizes; the block is live with `layout` throughout.
     unsafe {
@@ -64,8 +64,8 @@ fn realloc_of_a_big_block_at_the_top_of_memory() {
 }
 
 /// Memory exhausted at every cap from 1 to 64 pages: a mix of requests until the first
-/// null, every block intact; after freeing everything, every page not held by a size
-/// class (free, or not yet grown) is served again.
+/// null, every block intact; after freeing everything, every 4 KiB unit not held by a
+/// size class's one kept span (free, or not yet grown) is served again.
 #[test]
 fn exhausted_memory_at_every_cap_from_1_to_64_pages() {
     for cap in 1..=64 {
@@ -93,11 +93,15 @@ fn exhausted_memory_at_every_cap_from_1_to_64_pages() {
             unsafe { alloc.dealloc(block.ptr, block.layout) };
         }
         let stats = alloc.stats();
-        assert!(stats.pages_obtained <= cap);
-        let page = Layout::from_size_align(PAGE_SIZE, 8).unwrap();
+        let room = (cap + TAG_PAGES) * PAGE_SIZE;
+        assert!(stats.obtained_bytes <= room);
+        assert!(stats.classes.iter().all(|c| c.spans == c.empty_spans && c.spans <= 1), "cap {cap}");
+        // Aligned to a unit: a run of one unit, never a class slot.
+        let unit = Layout::from_size_align(UNIT, UNIT).unwrap();
         // SAFETY: non-zero size; never freed (the allocator is dropped with its region).
-        let served = (0..).take_while(|_| !unsafe { alloc.alloc(page) }.is_null()).count();
-        assert_eq!(served, stats.pages_free + (cap - stats.pages_obtained), "cap {cap}");
+        let served = (0..).take_while(|_| !unsafe { alloc.alloc(unit) }.is_null()).count();
+        let not_grown = room - stats.obtained_bytes;
+        assert_eq!(served * UNIT, stats.free_bytes + not_grown, "cap {cap}");
     }
 }
 
@@ -120,6 +124,6 @@ fn a_misaligned_region_returns_null_and_never_panics_under_the_lock() {
             assert!(unsafe { alloc.alloc(layout) }.is_null(), "{layout:?}");
         }
     }
-    assert_eq!(alloc.stats().pages_obtained, 0);
+    assert_eq!(alloc.stats().obtained_bytes, 0);
     // `alloc` is dropped before `buffer`, which outlives it.
 }

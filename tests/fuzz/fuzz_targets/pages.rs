@@ -1,6 +1,7 @@
 //! `PageAllocator` over a `Region` (through a wrapper that logs `grow` calls), driven by
-//! page counts and alignments, against a page-by-page model of the bitmap that predicts
-//! exactly which page every allocation gets and every `memory.grow` it makes.
+//! unit counts and alignments, against a unit-by-unit model of the bitmap that predicts
+//! exactly which 4 KiB unit every allocation gets, every `memory.grow` it makes, and where
+//! the extended bitmap lies (its words are read back and compared with the model).
 //! See ../README.md for the input format and the model.
 
 #![no_main]
@@ -15,37 +16,54 @@ use libfuzzer_sys::fuzz_target;
 use shared::{pattern, Bytes, GrowLog, Logged};
 use wasm_alloc::{PageAllocator, PAGE_LIMIT, PAGE_SIZE};
 
-const CONVENTIONAL_PAGES: usize = 2048;
+/// The page layer's unit: memory grows in pages, runs are handed out in units.
+const UNIT: usize = 4096;
+const UNITS_PER_PAGE: usize = PAGE_SIZE / UNIT;
+/// Units 0..`UNIT_LIMIT` are the only ones ever handed out.
+const UNIT_LIMIT: usize = PAGE_LIMIT * UNITS_PER_PAGE;
+/// Units the conventional bitmap (inside the allocator) covers: the first 2048 pages'.
+const CONVENTIONAL_UNITS: usize = 2048 * UNITS_PER_PAGE;
+/// Pages (and units) the extended bitmap takes.
+const EXTENDED_PAGES: usize = 2;
+const EXTENDED_UNITS: usize = EXTENDED_PAGES * UNITS_PER_PAGE;
 const MAX_ALIGN_PAGES_LOG2: u8 = 11;
 const MAX_LIVE: usize = 256;
-/// Requests of more than 64 pages (each may copy or zero that much) per input.
+/// Requests of more than 1024 units (64 pages; each may copy or zero that much) per input.
 const BIG_OPS: usize = 16;
+const BIG: usize = 64 * UNITS_PER_PAGE;
 
-fn pages_for(size: usize) -> usize {
-    size.div_ceil(PAGE_SIZE).max(1)
+fn units_for(size: usize) -> usize {
+    size.div_ceil(UNIT).max(1)
 }
 
-fn align_in_pages(align: usize) -> usize {
-    (align / PAGE_SIZE).max(1)
+fn align_in_units(align: usize) -> usize {
+    (align / UNIT).max(1)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Page {
+enum Unit {
     /// Beyond the memory's current size.
     Absent,
-    /// Below the initial heap (stack, static data), or the initial heap before it is claimed.
+    /// Below the initial heap (stack, static data), the initial heap before it is
+    /// claimed, and the part of its first unit before the heap starts.
     NotOurs,
     Free,
     Used,
     /// The extended bitmap.
     Bitmap,
+    /// Ours, but freed above the conventional bitmap while there was no extended bitmap,
+    /// in a range with too few units there to hold one: never free again.
+    Lost,
 }
 
-/// The page layer as DESIGN.md describes it, one `Page` per page.
+/// The page layer as src/page.rs describes it, one `Unit` per 4 KiB unit.
 struct Model {
-    pages: Vec<Page>,
+    units: Vec<Unit>,
+    /// In pages.
     size: usize,
+    /// In pages.
     cap: usize,
+    /// The first unit of the extended bitmap.
     extended: Option<usize>,
     /// The initial heap (byte range), claimed on the first allocation.
     initial_heap: Option<Range<usize>>,
@@ -58,18 +76,31 @@ fn align_up(x: usize, a: usize) -> Option<usize> {
 }
 
 impl Model {
+    fn set(&mut self, r: Range<usize>, state: Unit) {
+        self.units[r].fill(state);
+    }
+
+    /// Frees units. The first range freed with at least `EXTENDED_UNITS` units above the
+    /// conventional bitmap gives its last `EXTENDED_UNITS` to the extended bitmap; before
+    /// that, the units of a range above the conventional bitmap are lost.
     fn release(&mut self, range: Range<usize>) {
-        let mut end = range.end.min(PAGE_LIMIT);
+        let mut end = range.end.min(UNIT_LIMIT);
         if range.start >= end {
             return;
         }
-        if end > CONVENTIONAL_PAGES && self.extended.is_none() {
-            end -= 1;
-            self.extended = Some(end);
-            self.pages[end] = Page::Bitmap;
+        if end > CONVENTIONAL_UNITS && self.extended.is_none() {
+            let above = range.start.max(CONVENTIONAL_UNITS);
+            if end - above >= EXTENDED_UNITS {
+                end -= EXTENDED_UNITS;
+                self.extended = Some(end);
+                self.set(end..end + EXTENDED_UNITS, Unit::Bitmap);
+            } else {
+                self.set(above..end, Unit::Lost);
+                end = above;
+            }
         }
-        for p in range.start..end {
-            self.pages[p] = Page::Free;
+        if range.start < end {
+            self.set(range.start..end, Unit::Free);
         }
     }
 
@@ -78,52 +109,70 @@ impl Model {
         let ok = self.size.checked_add(delta).is_some_and(|end| end <= self.cap);
         self.grows.push((delta, ok));
         if ok {
-            for p in self.size..self.size + delta {
-                self.pages[p] = Page::Used;
-            }
+            self.set(self.size * UNITS_PER_PAGE..(self.size + delta) * UNITS_PER_PAGE, Unit::Used);
             self.size += delta;
         }
         ok
     }
 
     /// Growth for `needed` pages: memory grows ahead by an eighth of its size (at most
-    /// 64 pages, never past PAGE_LIMIT) when it can, else by exactly `needed`; the pages
-    /// ahead are free.
+    /// 64 pages, never past PAGE_LIMIT) when it can, else by exactly what it needs; when
+    /// that reaches past the conventional bitmap (counting the pages ahead only when they
+    /// are grown) and there is no extended bitmap yet, by `EXTENDED_PAGES` more (which
+    /// must fit below PAGE_LIMIT). Every grown unit is freed
+    /// (the extended bitmap takes the last ones); the caller takes its own.
     fn grow(&mut self, needed: usize) -> bool {
         let old = self.size;
-        let ahead = (old >> 3).min(64).min(PAGE_LIMIT.saturating_sub(old.saturating_add(needed)));
-        if self.grow_once(needed + ahead) {
-            self.release(old + needed..old + needed + ahead);
-            return true;
+        let ahead = (old >> 3).min(64);
+        let crosses = (old + needed + ahead) * UNITS_PER_PAGE > CONVENTIONAL_UNITS;
+        let wanted = needed + if self.extended.is_none() && crosses { EXTENDED_PAGES } else { 0 };
+        if wanted > needed && old + wanted > PAGE_LIMIT {
+            return false;
         }
-        ahead > 0 && self.grow_once(needed)
+        let ahead = ahead.min(PAGE_LIMIT.saturating_sub(old + wanted));
+        // Without the pages ahead, the bitmap's pages only when the needed pages alone
+        // cross the conventional bitmap.
+        let fallback = if (old + needed) * UNITS_PER_PAGE > CONVENTIONAL_UNITS { wanted } else { needed };
+        let delta = if self.grow_once(wanted + ahead) {
+            wanted + ahead
+        } else if ahead > 0 && self.grow_once(fallback) {
+            fallback
+        } else {
+            return false;
+        };
+        self.release(old * UNITS_PER_PAGE..(old + delta).min(PAGE_LIMIT) * UNITS_PER_PAGE);
+        true
     }
 
+    /// The initial heap's whole units are freed, once.
     fn claim(&mut self) {
         if let Some(heap) = self.initial_heap.take() {
-            let first = heap.start.div_ceil(PAGE_SIZE);
-            let end = (heap.end / PAGE_SIZE).max(first);
+            let first = heap.start.div_ceil(UNIT);
+            let end = (heap.end / UNIT).max(first);
             self.release(first..end);
         }
     }
 
-    fn is_free(&self, p: usize) -> bool {
-        p < self.size && self.pages[p] == Page::Free
+    fn top(&self) -> usize {
+        self.size * UNITS_PER_PAGE
     }
 
-    fn set_used(&mut self, r: Range<usize>) {
-        for p in r {
-            self.pages[p] = Page::Used;
-        }
+    fn is_free(&self, u: usize) -> bool {
+        u < self.top() && self.units[u] == Unit::Free
     }
 
-    /// First fit: the lowest aligned start of `n` free pages.
+    /// First fit: the lowest aligned start of `n` free units.
     fn first_fit(&self, n: usize, a: usize) -> Option<usize> {
-        let mut s = 0;
-        while s + n <= self.size {
-            match (s..s + n).rev().find(|&p| !self.is_free(p)) {
-                None => return Some(s),
-                Some(u) => s = align_up(u + 1, a)?,
+        let (mut s, mut u) = (0, 0);
+        while s + n <= self.top() {
+            if u == s + n {
+                return Some(s);
+            }
+            if self.is_free(u) {
+                u += 1;
+            } else {
+                s = align_up(u + 1, a)?;
+                u = s;
             }
         }
         None
@@ -131,28 +180,27 @@ impl Model {
 
     fn alloc(&mut self, n: usize, a: usize) -> Option<usize> {
         self.claim();
-        if n > PAGE_LIMIT {
+        if n > UNIT_LIMIT {
             return None;
         }
         if let Some(s) = self.first_fit(n, a) {
-            self.set_used(s..s + n);
+            self.set(s..s + n, Unit::Used);
             return Some(s);
         }
         // Extend the free run that ends at the top of memory by the missing pages; if
-        // the aligned start lies above the top, the pages in between are padding.
-        let mut run = self.size;
-        while run > 0 && self.pages[run - 1] == Page::Free {
+        // the aligned start lies above the top, the units in between are padding (free).
+        let top = self.top();
+        let mut run = top;
+        while run > 0 && self.units[run - 1] == Unit::Free {
             run -= 1;
         }
         let start = align_up(run, a)?;
-        let end = start.checked_add(n).filter(|&e| e <= PAGE_LIMIT)?;
-        let old = self.size;
-        assert!(end > old, "model: a run that fits below the top was not found");
-        if !self.grow(end - old) {
+        let end = start.checked_add(n).filter(|&e| e <= UNIT_LIMIT)?;
+        assert!(end > top, "model: a run that fits below the top was not found");
+        if !self.grow((end - top).div_ceil(UNITS_PER_PAGE)) {
             return None;
         }
-        self.release(old..start.max(old));
-        self.set_used(start..end);
+        self.set(start..end, Unit::Used);
         Some(start)
     }
 
@@ -162,11 +210,11 @@ impl Model {
             return Some(start);
         }
         let (tail, end) = (start + old_n, start.saturating_add(new_n));
-        if end <= PAGE_LIMIT {
-            let used = (tail..end).find(|&p| !self.is_free(p)).unwrap_or(end);
-            let ok = used == end || (used == self.size && self.grow(end - self.size));
+        if end <= UNIT_LIMIT {
+            let used = (tail..end).find(|&u| !self.is_free(u)).unwrap_or(end);
+            let ok = used == end || (used == self.top() && self.grow((end - used).div_ceil(UNITS_PER_PAGE)));
             if ok {
-                self.set_used(tail..end);
+                self.set(tail..end, Unit::Used);
                 return Some(start);
             }
         }
@@ -176,13 +224,13 @@ impl Model {
     }
 }
 
-/// 8 bytes at the head of every page of the block and its last up-to-16 bytes.
+/// 8 bytes at the head of every unit of the block and its last up-to-16 bytes.
 fn marks(size: usize, mut f: impl FnMut(Range<usize>)) {
     if size == 0 {
         return;
     }
-    for k in 0..=(size - 1) / PAGE_SIZE {
-        f(k * PAGE_SIZE..(k * PAGE_SIZE + 8).min(size));
+    for k in 0..=(size - 1) / UNIT {
+        f(k * UNIT..(k * UNIT + 8).min(size));
     }
     f(size.saturating_sub(16)..size);
 }
@@ -206,7 +254,7 @@ fn check_marks(ptr: *const u8, size: usize, kept: usize, id: u32, what: &str) {
     });
 }
 
-/// Zero at the first and last 64 bytes of every page (everywhere for blocks up to 2 pages).
+/// Zero at the first and last 64 bytes of every unit (everywhere for blocks up to 8 units).
 fn check_zero(ptr: *const u8, size: usize) {
     let check = |r: Range<usize>| {
         // SAFETY: within the block just allocated.
@@ -215,20 +263,20 @@ fn check_zero(ptr: *const u8, size: usize) {
             panic!("alloc_zeroed({size}) at {ptr:p}: byte {} is {:#x}", r.start + i, bytes[i]);
         }
     };
-    if size <= 2 * PAGE_SIZE {
+    if size <= 8 * UNIT {
         return check(0..size);
     }
-    for k in 0..=(size - 1) / PAGE_SIZE {
-        let page = k * PAGE_SIZE;
-        check(page..(page + 64).min(size));
-        check((page + PAGE_SIZE - 64).min(size)..(page + PAGE_SIZE).min(size));
+    for k in 0..=(size - 1) / UNIT {
+        let unit = k * UNIT;
+        check(unit..(unit + 64).min(size));
+        check((unit + UNIT - 64).min(size)..(unit + UNIT).min(size));
     }
 }
 
 struct Block {
     ptr: *mut u8,
     layout: Layout,
-    page: usize,
+    unit: usize,
     id: u32,
 }
 
@@ -240,34 +288,37 @@ struct Harness<'a> {
     live: Vec<Block>,
     next_id: u32,
     big_ops: usize,
+    /// Whether the extended bitmap's words have been checked whole (once, when taken).
+    bitmap_seen: bool,
 }
 
 impl Harness<'_> {
+    /// A unit count: mostly within a page, sometimes up to the cap and beyond.
     fn count(&mut self, inp: &mut Bytes) -> usize {
         let n = match inp.u8() {
-            0..=127 => 1 + inp.u8() as usize % 4,
-            128..=191 => 1 + inp.u8() as usize % 16,
-            192..=239 => 1 + inp.u8() as usize % 128,
-            240..=253 => 1 + inp.u16() as usize % (self.model.cap + 64),
-            _ => PAGE_LIMIT + 1 + inp.u8() as usize,
+            0..=127 => 1 + inp.u8() as usize % UNITS_PER_PAGE,
+            128..=191 => 1 + inp.u8() as usize % (4 * UNITS_PER_PAGE),
+            192..=239 => 1 + inp.u16() as usize % BIG,
+            240..=253 => 1 + inp.u16() as usize % ((self.model.cap + 64) * UNITS_PER_PAGE),
+            _ => UNIT_LIMIT + inp.u8() as usize % 2,
         };
-        if n > 64 && n <= self.model.cap {
+        if n > BIG && n <= self.model.cap * UNITS_PER_PAGE {
             if self.big_ops >= BIG_OPS {
-                return 1 + n % 64;
+                return 1 + n % BIG;
             }
             self.big_ops += 1;
         }
         n
     }
 
-    /// Bytes for `n` pages: n pages minus some slack (0 for one page and the top slack).
+    /// Bytes for `n` units: n units minus some slack (0 for one unit and the top slack).
     fn size(inp: &mut Bytes, n: usize) -> usize {
         let slack = match inp.u8() {
             0..=127 => 0,
-            128..=254 => inp.u16() as usize % PAGE_SIZE,
-            _ => PAGE_SIZE,
+            128..=254 => inp.u16() as usize % UNIT,
+            _ => UNIT,
         };
-        n * PAGE_SIZE - slack
+        n * UNIT - slack
     }
 
     fn align(inp: &mut Bytes) -> usize {
@@ -291,12 +342,35 @@ impl Harness<'_> {
         }
     }
 
-    fn ptr_of(&self, page: Option<usize>) -> *mut u8 {
-        page.map_or(std::ptr::null_mut(), |p| (self.base + p * PAGE_SIZE) as *mut u8)
+    /// The extended bitmap lies where the model says, and its bits are the model's free
+    /// units above the conventional bitmap (all of its words the first time).
+    fn check_bitmap(&mut self, what: &str) {
+        let Some(bitmap) = self.model.extended else { return };
+        let words = (EXTENDED_UNITS * UNIT / 8).min(if self.bitmap_seen {
+            (self.model.cap * UNITS_PER_PAGE).saturating_sub(CONVENTIONAL_UNITS).div_ceil(64)
+        } else {
+            usize::MAX
+        });
+        self.bitmap_seen = true;
+        let at = (self.base + bitmap * UNIT) as *const u64;
+        for w in 0..words {
+            let first = CONVENTIONAL_UNITS + w * 64;
+            let want = (0..64).fold(0u64, |word, b| word | (u64::from(self.model.is_free(first + b)) << b));
+            // SAFETY: the bitmap's units are grown pages of the region; only read.
+            let got = unsafe { at.add(w).read() };
+            assert_eq!(
+                got, want,
+                "{what}: word {w} of the extended bitmap (units {first}..) at unit {bitmap} differs from the model"
+            );
+        }
+    }
+
+    fn ptr_of(&self, unit: Option<usize>) -> *mut u8 {
+        unit.map_or(std::ptr::null_mut(), |u| (self.base + u * UNIT) as *mut u8)
     }
 
     fn alloc(&mut self, layout: Layout, zeroed: bool) {
-        let predicted = self.model.alloc(pages_for(layout.size()), align_in_pages(layout.align()));
+        let predicted = self.model.alloc(units_for(layout.size()), align_in_units(layout.align()));
         // SAFETY: a valid layout; size 0 is allowed by this allocator through `dyn`.
         let ptr = unsafe {
             if zeroed {
@@ -306,16 +380,17 @@ impl Harness<'_> {
             }
         };
         if ptr != self.ptr_of(predicted) {
-            let live: Vec<_> = self.live.iter().map(|b| (b.page, pages_for(b.layout.size()))).collect();
+            let live: Vec<_> = self.live.iter().map(|b| (b.unit, units_for(b.layout.size()))).collect();
             panic!(
-                "alloc {layout:?}: got {ptr:p} (page {:?}), model says page {predicted:?} \
-                 (memory {} pages, live (page, pages) {live:?})",
-                (!ptr.is_null()).then(|| (ptr as usize - self.base) / PAGE_SIZE),
-                self.model.size
+                "alloc {layout:?}: got {ptr:p} (unit {:?}), model says unit {predicted:?} \
+                 (memory {} pages, extended bitmap at unit {:?}, live (unit, units) {live:?})",
+                (!ptr.is_null()).then(|| (ptr as usize - self.base) / UNIT),
+                self.model.size,
+                self.model.extended,
             );
         }
         self.check_grows("alloc");
-        let Some(page) = predicted else {
+        let Some(unit) = predicted else {
             self.check_all("after a failed alloc");
             return;
         };
@@ -325,13 +400,13 @@ impl Harness<'_> {
         let id = self.next_id;
         self.next_id += 1;
         write_marks(ptr, layout.size(), id);
-        self.live.push(Block { ptr, layout, page, id });
+        self.live.push(Block { ptr, layout, unit, id });
     }
 
     fn free(&mut self, i: usize) {
         let b = self.live.swap_remove(i);
         check_marks(b.ptr, b.layout.size(), b.layout.size(), b.id, "before dealloc");
-        self.model.release(b.page..b.page + pages_for(b.layout.size()));
+        self.model.release(b.unit..b.unit + units_for(b.layout.size()));
         // SAFETY: allocated here with this layout, not used again.
         unsafe { self.heap.dealloc(b.ptr, b.layout) };
         self.check_grows("dealloc");
@@ -339,39 +414,45 @@ impl Harness<'_> {
 
     fn realloc(&mut self, i: usize, new_size: usize) {
         let b = &self.live[i];
-        let (ptr, layout, page, id) = (b.ptr, b.layout, b.page, b.id);
+        let (ptr, layout, unit, id) = (b.ptr, b.layout, b.unit, b.id);
         let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else { return };
         check_marks(ptr, layout.size(), layout.size(), id, "before realloc");
         let predicted = self.model.realloc(
-            page,
-            pages_for(layout.size()),
-            pages_for(new_size),
-            align_in_pages(layout.align()),
+            unit,
+            units_for(layout.size()),
+            units_for(new_size),
+            align_in_units(layout.align()),
         );
         // SAFETY: allocated here with `layout`; `new_size` is non-zero and small.
         let new = unsafe { self.heap.realloc(ptr, layout, new_size) };
         assert_eq!(
             new,
             self.ptr_of(predicted),
-            "realloc page {page} {layout:?} -> {new_size}: model says page {predicted:?} (memory {} pages)",
+            "realloc unit {unit} {layout:?} -> {new_size}: model says unit {predicted:?} (memory {} pages)",
             self.model.size
         );
         self.check_grows("realloc");
-        let Some(new_page) = predicted else {
+        let Some(new_unit) = predicted else {
             self.check_all("after a failed realloc");
             return;
         };
         check_marks(new, layout.size(), layout.size().min(new_size), id, "after realloc");
         write_marks(new, new_size, id);
-        self.live[i] = Block { ptr: new, layout: new_layout, page: new_page, id };
+        self.live[i] = Block { ptr: new, layout: new_layout, unit: new_unit, id };
     }
 
     fn run(&mut self, inp: &mut Bytes) {
         while !inp.done() {
             // After every step, the allocator's own invariants (debug builds: cargo fuzz
-            // builds with debug assertions).
+            // builds with debug assertions), and the extended bitmap against the model.
             if let Err(broken) = self.heap.check_invariants() {
                 panic!("invariant broken: {broken}");
+            }
+            let taken = self.bitmap_seen;
+            self.check_bitmap("after a step");
+            if !taken && self.bitmap_seen {
+                // Taking the bitmap wrote 128 KiB of zeros: over no live block.
+                self.check_all("after the extended bitmap was taken");
             }
             let op = inp.u8() % 8;
             let op = if self.live.len() >= MAX_LIVE && op < 4 { 4 } else { op };
@@ -401,6 +482,10 @@ impl Harness<'_> {
         while !self.live.is_empty() {
             self.free(self.live.len() - 1);
         }
+        self.check_bitmap("at the end");
+        if let Err(broken) = self.heap.check_invariants() {
+            panic!("invariant broken at the end: {broken}");
+        }
     }
 }
 
@@ -409,7 +494,7 @@ fuzz_target!(|data: &[u8]| {
     let b0 = inp.u8();
     let (cap, big) = match b0 {
         0..=0xEF => (8 + b0 as usize % 249, false),  // 8..=256 pages
-        _ => (2049 + (b0 % 16) as usize * 16, true), // 2049..=2289 pages: past the extended bitmap
+        _ => (2049 + (b0 % 16) as usize * 16, true), // 2049..=2289 pages: past the conventional bitmap
     };
     let b1 = inp.u8();
     let initial = if b1 & 0x80 == 0 {
@@ -425,7 +510,7 @@ fuzz_target!(|data: &[u8]| {
         Some((pages, start))
     };
     let mut model = Model {
-        pages: vec![Page::Absent; cap],
+        units: vec![Unit::Absent; cap * UNITS_PER_PAGE],
         size: 0,
         cap,
         extended: None,
@@ -434,13 +519,22 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Some((pages, start)) = initial {
         model.size = pages;
-        model.pages[..pages].fill(Page::NotOurs);
+        model.set(0..pages * UNITS_PER_PAGE, Unit::NotOurs);
         model.initial_heap = Some(start..pages * PAGE_SIZE);
     }
     let memory = Logged::new(cap, initial);
     let log = memory.log.clone();
     let base = shared::buffer() as usize;
     let alloc = PageAllocator::with_memory(memory);
-    let mut h = Harness { heap: &alloc, log, base, model, live: Vec::new(), next_id: 1, big_ops: 0 };
+    let mut h = Harness {
+        heap: &alloc,
+        log,
+        base,
+        model,
+        live: Vec::new(),
+        next_id: 1,
+        big_ops: 0,
+        bitmap_seen: false,
+    };
     h.run(&mut inp);
 });

@@ -92,7 +92,8 @@ pub struct Logged {
 }
 
 impl Logged {
-    /// `initial`: pages the region starts with and the byte where its initial heap starts.
+    /// `initial`: pages the region starts with and the byte where its initial heap starts
+    /// (the bytes below it stay poisoned under ASan).
     pub fn new(cap: usize, initial: Option<(usize, usize)>) -> Self {
         assert!(cap <= MAX_CAP);
         let base = buffer();
@@ -101,6 +102,9 @@ impl Logged {
         if let Some((pages, heap_start)) = initial {
             asan::unpoison(base, pages * PAGE_SIZE);
             region = region.with_initial_heap(pages, heap_start);
+            // What lies below the initial heap (the stack and static data) is not the
+            // allocator's to touch.
+            asan::poison(base, heap_start);
         }
         Logged { region, log: Arc::default() }
     }

@@ -227,17 +227,17 @@ pub extern "C" fn error_word(thread: u32, i: u32) -> u32 {
     ERRORS[thread as usize % MAX_THREADS][i as usize % 8].load(Relaxed)
 }
 
-/// 0: `memory.grow` calls, 1: pages obtained, 2: of those free in the page bitmap,
-/// 3: bytes held by the size classes, 4: of those free.
+/// 0: `memory.grow` calls, 1: pages obtained, 2: of those free in the page layer (in
+/// whole pages), 3: bytes held by the size classes, 4: of those free.
 #[no_mangle]
 pub extern "C" fn stats_word(i: u32) -> u32 {
     let s = ALLOC.stats();
     (match i {
         0 => s.grow_calls,
-        1 => s.pages_obtained,
-        2 => s.pages_free,
+        1 => s.obtained_bytes / wasm_alloc::PAGE_SIZE,
+        2 => s.free_bytes / wasm_alloc::PAGE_SIZE,
         3 => s.classes.iter().map(|c| c.held_bytes).sum(),
-        4 => s.classes.iter().map(|c| c.free_bytes).sum(),
+        4 => s.classes.iter().map(|c| c.held_bytes - c.used_bytes).sum(),
         _ => 0,
     }) as u32
 }
@@ -362,14 +362,14 @@ fn run_ops(thread: u32, ops: u32, hot: bool, rng: &mut Rng, live: &mut [Option<B
         }
         if op % 4096 == 4095 {
             let s = ALLOC.stats();
-            if s.pages_free > s.pages_obtained {
+            if s.free_bytes > s.obtained_bytes {
                 return record(
                     thread,
                     Err::BadStats,
                     op,
                     core::ptr::null(),
-                    s.pages_free,
-                    s.pages_obtained,
+                    s.free_bytes,
+                    s.obtained_bytes,
                     None,
                 );
             }

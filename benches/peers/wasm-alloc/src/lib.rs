@@ -10,14 +10,14 @@ pub extern "C" fn bench_stat_grow_calls() -> usize {
     GLOBAL.0.stats().grow_calls
 }
 
-/// 64 KiB pages wasm-alloc owns.
+/// 64 KiB pages wasm-alloc owns (its bytes obtained, in pages).
 #[no_mangle]
 pub extern "C" fn bench_stat_pages_obtained() -> usize {
-    GLOBAL.0.stats().pages_obtained
+    GLOBAL.0.stats().obtained_bytes / wasm_alloc::PAGE_SIZE
 }
 
-/// Of those, pages free in its bitmap.
+/// Of those, pages' worth of bytes free in its page layer.
 #[no_mangle]
 pub extern "C" fn bench_stat_pages_free() -> usize {
-    GLOBAL.0.stats().pages_free
+    GLOBAL.0.stats().free_bytes / wasm_alloc::PAGE_SIZE
 }
