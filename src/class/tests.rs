@@ -36,6 +36,7 @@ fn the_classes_are_eight_byte_steps_then_four_per_doubling() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "arithmetic only, and slow under Miri")]
 fn class_selection_at_every_edge() {
     let mut sizes = std::vec![0, 1, usize::MAX, usize::MAX / 2, usize::MAX / 2 + 2];
     for k in 0..usize::BITS - 1 {
@@ -57,6 +58,7 @@ fn class_selection_at_every_edge() {
 /// Every size up to the largest class: the smallest class that fits, which wastes at
 /// most a fifth of it (a quarter of the request).
 #[test]
+#[cfg_attr(miri, ignore = "arithmetic only, and slow under Miri")]
 fn every_size_in_the_class_range_gets_the_smallest_class_that_fits() {
     let sizes = expected_sizes();
     for size in 0..=MAX_SLOT {
