@@ -14,7 +14,7 @@ pub const PAGE_SIZE: usize = 64 * 1024;
 /// Two bounds meet here. The page holding the last byte of the address space
 /// (`usize::MAX / PAGE_SIZE` on wasm32: page 65535) is never handed out, because Rust
 /// forbids an allocation that includes that byte. And the page layer's bitmaps cover
-/// only [`BITMAP_PAGES`] pages, which matters only on 64-bit hosts.
+/// only 67,584 pages (4.125 GiB), which matters only on 64-bit hosts.
 pub const PAGE_LIMIT: usize = {
     let addressable = usize::MAX / PAGE_SIZE;
     if addressable < BITMAP_PAGES {
@@ -28,6 +28,9 @@ pub const PAGE_LIMIT: usize = {
 /// the conventional bitmap, plus what two pages of bits (1,048,576) cover in the
 /// extended one; more than wasm32's 65,536 pages.
 pub(crate) const BITMAP_PAGES: usize = 2048 + 2 * PAGE_SIZE * 8 / (PAGE_SIZE / 4096);
+
+// `PAGE_LIMIT`'s documentation names this number.
+const _: () = assert!(BITMAP_PAGES == 67_584);
 
 /// A linear memory that grows in 64 KiB pages, like wasm's memory 0.
 ///
