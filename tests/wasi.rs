@@ -16,7 +16,7 @@
 #![cfg(target_os = "wasi")]
 
 use std::alloc::{GlobalAlloc, Layout};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::env;
 use std::fmt::Write as _;
 use std::fs;
@@ -24,6 +24,8 @@ use std::ops::Range;
 use std::path::Path;
 
 use wasm_alloc::WasmAllocator;
+
+mod common;
 
 /// `WasmAllocator::new()` as the global allocator, behind a check of every block it hands
 /// out (libtest's and std's included): none may lie in the initial heap, which is
@@ -191,29 +193,7 @@ fn files_in_a_preopened_directory_work_on_wasi_with_the_allocator() {
 /// Collections on the allocator alone (HashMap's seed comes from WASI's `random_get`).
 #[test]
 fn collections_work_on_wasi_with_the_allocator() {
-    let mut map: BTreeMap<u32, String> = BTreeMap::new();
-    let mut hash: HashMap<String, Vec<u32>> = HashMap::new();
-    for round in 0..10u32 {
-        for k in 0..2000u32 {
-            let key = k.wrapping_mul(7919) % 5000;
-            if (k + round) % 3 == 0 {
-                map.remove(&key);
-            } else {
-                map.insert(key, format!("{key}:{round}:{}", "x".repeat((key % 97) as usize)));
-            }
-            hash.entry(format!("k{}", key % 300)).or_default().push(key);
-        }
-        for (key, value) in &map {
-            let mut parts = value.splitn(3, ':');
-            assert_eq!(parts.next().unwrap().parse::<u32>().unwrap(), *key);
-            parts.next();
-            assert_eq!(parts.next().unwrap().len(), (key % 97) as usize);
-        }
-        hash.retain(|k, v| {
-            assert!(v.iter().all(|x| format!("k{}", x % 300) == *k));
-            v.len() < 100
-        });
-    }
+    common::btreemap_and_string_churn(10);
     let set: HashSet<Vec<u8>> = (0..5000usize).map(|k| vec![k as u8; k % 300]).collect();
     assert_eq!(set.len(), 5000 - 5000usize.div_ceil(300) + 1);
 }

@@ -5,10 +5,11 @@
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::arch::wasm32::memory_size;
-use std::collections::{BTreeMap, HashMap};
 
 use wasm_alloc::{WasmAllocator, PAGE_SIZE};
 use wasm_bindgen_test::wasm_bindgen_test;
+
+mod common;
 
 #[global_allocator]
 static ALLOC: WasmAllocator = WasmAllocator::new();
@@ -36,29 +37,7 @@ fn a_vec_grows_to_64_mib_and_keeps_its_contents() {
 
 #[wasm_bindgen_test]
 fn btreemap_and_string_churn() {
-    let mut map: BTreeMap<u32, String> = BTreeMap::new();
-    let mut hash: HashMap<String, Vec<u32>> = HashMap::new();
-    for round in 0..20u32 {
-        for k in 0..2000u32 {
-            let key = k.wrapping_mul(7919) % 5000;
-            if (k + round) % 3 == 0 {
-                map.remove(&key);
-            } else {
-                map.insert(key, format!("{key}:{round}:{}", "x".repeat((key % 97) as usize)));
-            }
-            hash.entry(format!("k{}", key % 300)).or_default().push(key);
-        }
-        for (key, value) in &map {
-            let mut parts = value.splitn(3, ':');
-            assert_eq!(parts.next().unwrap().parse::<u32>().unwrap(), *key);
-            parts.next();
-            assert_eq!(parts.next().unwrap().len(), (key % 97) as usize);
-        }
-        hash.retain(|k, v| {
-            assert!(v.iter().all(|x| format!("k{}", x % 300) == *k));
-            v.len() < 100
-        });
-    }
+    common::btreemap_and_string_churn(20);
 }
 
 /// Boxes of over-aligned types, 16 B to 128 KiB alignment, with their contents checked.
