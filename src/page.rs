@@ -13,7 +13,7 @@ use core::ops::Range;
 use crate::memory::{Memory, PAGE_LIMIT, PAGE_SIZE};
 
 /// The unit of the page layer: 4 KiB. Small enough that a run of units wastes at most
-/// an eighth of a block above 32 KiB (and the size classes stop at 16 KiB), large
+/// an eighth of a block above 32 KiB (the size classes serve up to 14 KiB), large
 /// enough that the bitmap of 128 MiB fits in 4 KiB inside the allocator.
 pub(crate) const UNIT: usize = 4096;
 
