@@ -40,7 +40,7 @@ pub(crate) const MAX_CLASS_ALIGN: usize = HEADER;
 
 /// Bytes of a span's header, and the offset of its first slot: a cache line, so slots
 /// of 64 bytes and more are 64-byte aligned. 1.6% of a one-unit span.
-const HEADER: usize = SizeClasses::HEADER;
+const HEADER: usize = 64;
 
 /// Size steps of 8 bytes up to this size; four classes per doubling above it.
 const LINEAR_MAX: usize = 64;
@@ -172,11 +172,9 @@ struct FreeSlot {
 struct Span {
     /// The span's free slots (null when none).
     free: *mut FreeSlot,
-    /// The next never-used slot: slots from here to the end of the span have never been
-    /// handed out. Equal to `end` when all have been.
+    /// The next never-used slot: slots from here to the span's last have never been
+    /// handed out. One past the last slot when all have been.
     bump: *mut u8,
-    /// One past the span's last slot.
-    end: *mut u8,
     /// Slots in use.
     used: u32,
     /// The class, for the checks and `stats`.
@@ -221,9 +219,6 @@ pub(crate) struct SizeClasses {
 unsafe impl Send for SizeClasses {}
 
 impl SizeClasses {
-    /// See [`HEADER`].
-    pub(crate) const HEADER: usize = 64;
-
     pub(crate) const fn new() -> Self {
         SizeClasses {
             avail: [ptr::null_mut(); CLASSES],
@@ -348,7 +343,6 @@ impl SizeClasses {
             span.write(Span {
                 free: ptr::null_mut(),
                 bump: first.wrapping_add(size),
-                end: first.wrapping_add(CAPACITY[class] as usize * size),
                 used: 1,
                 class: class as u32,
                 next: ptr::null_mut(),
@@ -437,9 +431,9 @@ impl SizeClasses {
         // SAFETY: spans in the list and the cached span are live. Its never-used slots
         // still serve; with none left, its leaked slots count as in use, so it is full.
         unsafe {
-            let leaked = CAPACITY[class]
-                - (*span).used
-                - ((*span).end.addr() - (*span).bump.addr()) as u32 / slot_size(class) as u32;
+            let end = Self::slots_of(span.addr(), class).end;
+            let leaked =
+                CAPACITY[class] - (*span).used - ((end - (*span).bump.addr()) / slot_size(class)) as u32;
             (*span).free = ptr::null_mut();
             (*span).used += leaked;
             if cached {
@@ -537,7 +531,6 @@ impl SizeClasses {
         let slots = Self::slots_of(start, class);
         let bump = memory.offset(header.bump);
         if header.class as usize != class
-            || memory.offset(header.end) != slots.end
             || !(slots.start..=slots.end).contains(&bump)
             || (bump - slots.start) % size != 0
         {

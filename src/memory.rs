@@ -6,7 +6,9 @@ use core::cell::Cell;
 use core::ops::Range;
 use core::ptr::NonNull;
 
-/// The wasm page size: 64 KiB, the unit of `memory.grow`, and so of the page layer.
+use crate::page::BITMAP_PAGES;
+
+/// The wasm page size: 64 KiB, the unit of `memory.grow`.
 pub const PAGE_SIZE: usize = 64 * 1024;
 
 /// Pages 0..`PAGE_LIMIT` are the only ones the allocator ever hands out.
@@ -23,14 +25,6 @@ pub const PAGE_LIMIT: usize = {
         BITMAP_PAGES
     }
 };
-
-/// Pages the page layer's two bitmaps can describe (one bit per 4 KiB unit): 2048 in
-/// the conventional bitmap, plus what two pages of bits (1,048,576) cover in the
-/// extended one; more than wasm32's 65,536 pages.
-pub(crate) const BITMAP_PAGES: usize = 2048 + 2 * PAGE_SIZE * 8 / (PAGE_SIZE / 4096);
-
-// `PAGE_LIMIT`'s documentation names this number.
-const _: () = assert!(BITMAP_PAGES == 67_584);
 
 /// A linear memory that grows in 64 KiB pages, like wasm's memory 0.
 ///

@@ -37,6 +37,15 @@ pub(crate) const EXTENDED_PAGES: usize = 2;
 /// Units the extended bitmap takes.
 const EXTENDED_UNITS: usize = EXTENDED_PAGES * UNITS_PER_PAGE;
 
+/// Pages the two bitmaps can describe, one bit per unit: 2048 in the conventional
+/// bitmap, plus what the extended one's bits cover; more than wasm32's 65,536 pages. It
+/// bounds [`PAGE_LIMIT`] on 64-bit hosts.
+pub(crate) const BITMAP_PAGES: usize =
+    (CONVENTIONAL_UNITS + EXTENDED_PAGES * PAGE_SIZE * u8::BITS as usize) / UNITS_PER_PAGE;
+
+// `PAGE_LIMIT`'s documentation names this number.
+const _: () = assert!(BITMAP_PAGES == 67_584);
+
 /// Units 0..`UNIT_LIMIT` are the only ones ever handed out (see [`PAGE_LIMIT`]).
 pub(crate) const UNIT_LIMIT: usize = PAGE_LIMIT * UNITS_PER_PAGE;
 
@@ -323,8 +332,11 @@ impl PageMap {
 
     #[cfg(any(debug_assertions, test))]
     fn extended_units<M: Memory>(&self, memory: &M) -> Option<Range<usize>> {
+        if self.extended.is_null() {
+            return None;
+        }
         let start = memory.offset(self.extended.cast()) / UNIT;
-        (!self.extended.is_null()).then_some(start..start + EXTENDED_UNITS)
+        Some(start..start + EXTENDED_UNITS)
     }
 
     /// Records that `units` leave the allocator; says whether they are all still zero.

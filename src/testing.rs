@@ -13,6 +13,8 @@ pub(crate) struct OwnedRegion {
     region: Region,
     base: *mut u8,
     layout: Layout,
+    /// The next `refusals` `grow` calls fail, as if memory were exhausted for a while.
+    refusals: std::cell::Cell<usize>,
 }
 
 impl OwnedRegion {
@@ -34,6 +36,13 @@ impl OwnedRegion {
         Self::build(capacity, 0, |region| region.with_initial_heap(initial, heap_start))
     }
 
+    /// The same region, whose next `refusals` `grow` calls fail.
+    #[cfg_attr(not(feature = "checked"), allow(dead_code))]
+    pub(crate) fn refusing(self, refusals: usize) -> Self {
+        self.refusals.set(refusals);
+        self
+    }
+
     fn build(capacity: usize, skip: usize, configure: impl FnOnce(Region) -> Region) -> Self {
         let align = if cfg!(miri) { 1 << 20 } else { 1 << 27 };
         let layout = Layout::from_size_align((capacity + skip).max(1) * PAGE_SIZE, align).unwrap();
@@ -44,7 +53,7 @@ impl OwnedRegion {
         // `skip` more), used by nothing else, and outlives the region (both are dropped
         // together).
         let region = configure(unsafe { Region::new(base.wrapping_add(skip * PAGE_SIZE), capacity) });
-        OwnedRegion { region, base, layout }
+        OwnedRegion { region, base, layout, refusals: 0.into() }
     }
 
     /// The byte range of the buffer, as addresses.
@@ -65,12 +74,17 @@ impl Drop for OwnedRegion {
 // SAFETY: the buffer is owned exclusively, like `Region`'s.
 unsafe impl Send for OwnedRegion {}
 
-// SAFETY: delegates to `Region`, whose contract `new` satisfies.
+// SAFETY: delegates to `Region`, whose contract `new` satisfies; a refused growth
+// changes nothing.
 unsafe impl Memory for OwnedRegion {
     fn size(&self) -> usize {
         self.region.size()
     }
     fn grow(&self, delta: usize) -> Option<usize> {
+        if self.refusals.get() > 0 {
+            self.refusals.set(self.refusals.get() - 1);
+            return None;
+        }
         self.region.grow(delta)
     }
     fn ptr(&self, offset: usize) -> *mut u8 {
@@ -174,36 +188,5 @@ impl Rng {
     /// Uniform in `0..n` (n > 0), close enough.
     pub(crate) fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
-    }
-}
-
-/// A memory whose next `refusals` `grow` calls fail, as if it were exhausted for a
-/// while (another party took the pages, and then freed them).
-#[cfg_attr(not(feature = "checked"), allow(dead_code))]
-pub(crate) struct RefusingMemory {
-    pub(crate) inner: OwnedRegion,
-    pub(crate) refusals: std::cell::Cell<usize>,
-}
-
-// SAFETY: delegates to `OwnedRegion`; a refused growth changes nothing.
-unsafe impl Memory for RefusingMemory {
-    fn size(&self) -> usize {
-        self.inner.size()
-    }
-    fn grow(&self, delta: usize) -> Option<usize> {
-        if self.refusals.get() > 0 {
-            self.refusals.set(self.refusals.get() - 1);
-            return None;
-        }
-        self.inner.grow(delta)
-    }
-    fn ptr(&self, offset: usize) -> *mut u8 {
-        self.inner.ptr(offset)
-    }
-    fn offset(&self, ptr: *const u8) -> usize {
-        self.inner.offset(ptr)
-    }
-    fn take_initial_heap(&self) -> Option<Range<usize>> {
-        self.inner.take_initial_heap()
     }
 }

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::string::{String, ToString};
 
 use super::on::{POISON, TAG_PAGES};
-use crate::testing::{OwnedRegion, RefusingMemory};
+use crate::testing::OwnedRegion;
 use crate::{Memory, PageAllocator, WasmAllocator, PAGE_SIZE};
 
 fn allocator() -> WasmAllocator<OwnedRegion> {
@@ -224,9 +224,9 @@ fn correct_use_is_not_reported() {
 /// An allocator whose region starts like a wasm module: `pages` pages, the heap
 /// starting in the first one's middle (after "static data"), its first `refusals`
 /// growths refused.
-fn allocator_with_initial_heap(pages: usize, refusals: usize) -> WasmAllocator<RefusingMemory> {
-    let inner = OwnedRegion::with_initial_heap(16, pages, HEAP_START);
-    WasmAllocator::with_memory(RefusingMemory { inner, refusals: refusals.into() })
+fn allocator_with_initial_heap(pages: usize, refusals: usize) -> WasmAllocator<OwnedRegion> {
+    let region = OwnedRegion::with_initial_heap(16, pages, HEAP_START);
+    WasmAllocator::with_memory(region.refusing(refusals))
 }
 
 /// Where the initial heap starts in [`allocator_with_initial_heap`]: mid-page, as
