@@ -559,6 +559,11 @@ impl SizeClasses {
     }
 
     /// What each class holds and how much of it is in use (walks the lists).
+    /// Each class's stats when it holds no span (a page allocator's).
+    pub(crate) fn empty_stats() -> [ClassStats; CLASSES] {
+        core::array::from_fn(|class| ClassStats { slot_size: slot_size(class), ..ClassStats::default() })
+    }
+
     pub(crate) fn stats(&self) -> [ClassStats; CLASSES] {
         core::array::from_fn(|class| {
             let mut free_slots = 0;

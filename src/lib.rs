@@ -6,11 +6,27 @@
 #[cfg(all(test, not(target_arch = "wasm32")))]
 extern crate std;
 
+// The targets that are refused, rather than built into an allocator that returns null or
+// hands memory out twice. See the README's "Targets".
+#[cfg(target_arch = "wasm64")]
+compile_error!(
+    "wasm-alloc does not support wasm64 (memory64): its memory 0 backend uses \
+     core::arch::wasm32, and wasm64's memory intrinsics are unstable. Use \
+     wasm32-unknown-unknown, or Rust's default allocator on wasm64"
+);
+#[cfg(target_os = "emscripten")]
+compile_error!(
+    "wasm-alloc does not support wasm32-unknown-emscripten: emscripten's sbrk takes all \
+     memory above its break as its own, so pages grown by another allocator would be \
+     handed out twice. Keep emscripten's malloc (Rust's default allocator there)"
+);
+
 mod checked;
 mod class;
 mod lock;
 mod memory;
 mod page;
+mod wasip2;
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ops::Range;
@@ -29,6 +45,7 @@ use page::{align_in_units, units_for, PageMap, UNIT};
 ///
 /// # Example
 /// ```no_run
+/// #[cfg(target_arch = "wasm32")]
 /// #[global_allocator]
 /// static ALLOC: wasm_alloc::WasmAllocator = wasm_alloc::WasmAllocator::new();
 /// # fn main() {}
@@ -49,7 +66,15 @@ impl WasmAllocator<WasmMemory> {
     /// The module's allocator over wasm's memory 0, for `#[global_allocator]`. It takes no
     /// memory until the first allocation, and then first uses the initial heap (on
     /// `wasm32-unknown-unknown`; see [`WasmMemory::new`]).
+    ///
+    /// # Panics
+    /// Off wasm32, where there is no memory 0: in a `static`, such as a
+    /// `#[global_allocator]`, that is a compile-time error naming the cause. Gate the
+    /// static with `#[cfg(target_arch = "wasm32")]`; on a host, [`WasmAllocator::with_memory`]
+    /// over a [`Region`] works.
+    #[track_caller]
     pub const fn new() -> Self {
+        wasm32_only();
         Self::with_memory(WasmMemory::new())
     }
 
@@ -60,14 +85,52 @@ impl WasmAllocator<WasmMemory> {
     ///
     /// # Example
     /// ```no_run
+    /// # #[cfg(target_arch = "wasm32")] {
     /// use core::alloc::GlobalAlloc;
     /// static LOCAL: wasm_alloc::WasmAllocator = wasm_alloc::WasmAllocator::secondary();
     /// let heap: &dyn GlobalAlloc = &LOCAL;
+    /// # }
     /// ```
+    ///
+    /// # Panics
+    /// Off wasm32, as [`WasmAllocator::new`] does.
+    #[track_caller]
     pub const fn secondary() -> Self {
+        wasm32_only();
         Self::with_memory(WasmMemory::secondary())
     }
 }
+
+/// Stops an allocator over memory 0 from being built where there is none. In a `static`
+/// (where a `#[global_allocator]` is built) the panic is a compile-time error; without
+/// it, a host binary would compile and then abort at its first allocation ("memory
+/// allocation of N bytes failed"), which names no cause.
+#[track_caller]
+const fn wasm32_only() {
+    if cfg!(not(target_arch = "wasm32")) {
+        panic!(
+            "wasm-alloc: an allocator over wasm's memory 0 (WasmAllocator::new, ::secondary, \
+             PageAllocator::new, ::secondary) exists only on wasm32. Put the \
+             #[global_allocator] static under #[cfg(target_arch = \"wasm32\")], or use \
+             with_memory(Region) on this target"
+        );
+    }
+}
+
+/// Off wasm32, a `#[global_allocator]` over memory 0 does not compile (E0080: the
+/// evaluation of the static panicked, with [`wasm32_only`]'s message):
+/// ```compile_fail,E0080
+/// #[global_allocator]
+/// static ALLOC: wasm_alloc::WasmAllocator = wasm_alloc::WasmAllocator::new();
+/// fn main() {}
+/// ```
+/// and neither does a secondary one:
+/// ```compile_fail,E0080
+/// static LOCAL: wasm_alloc::PageAllocator = wasm_alloc::PageAllocator::secondary();
+/// fn main() {}
+/// ```
+#[cfg(all(doctest, not(target_arch = "wasm32")))]
+pub struct OffWasm32AGlobalAllocatorIsACompileError;
 
 impl Default for WasmAllocator<WasmMemory> {
     fn default() -> Self {
@@ -94,15 +157,7 @@ impl<M: Memory> WasmAllocator<M> {
     /// (nothing is counted on the allocation fast path), so call it when you want to
     /// know, not in a loop.
     pub fn stats(&self) -> Stats {
-        self.state.with(|state| {
-            let (grow_calls, units_obtained) = state.pages.growth();
-            Stats {
-                grow_calls,
-                obtained_bytes: units_obtained * UNIT,
-                free_bytes: state.pages.free_units() * UNIT,
-                classes: state.classes.stats(),
-            }
-        })
+        self.state.with(|state| Stats::new(&state.pages, state.classes.stats()))
     }
 }
 
@@ -350,7 +405,7 @@ impl<M: Memory> WasmAllocator<M> {
     global_alloc_via_state!(inherent);
 }
 
-/// Where memory went: see [`WasmAllocator::stats`].
+/// Where memory went: see [`WasmAllocator::stats`] and [`PageAllocator::stats`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
@@ -361,9 +416,33 @@ pub struct Stats {
     pub obtained_bytes: usize,
     /// Of those, bytes free in the page layer (not held by a span or a run).
     pub free_bytes: usize,
+    /// Bytes of the blocks handed out and not yet freed, each counted as what it takes:
+    /// a slot at its class's size, a block of 16 KiB or more at its whole 4 KiB units.
+    /// Also counts the page layer's own pages that are not free: the bitmap's 2 pages
+    /// once memory passes 128 MiB, and the `checked` feature's tag pages.
+    /// `in_use_bytes / obtained_bytes` is the heap's efficiency.
+    pub in_use_bytes: usize,
     /// Per size class, smallest first: spans, bytes held and bytes in use. A class
-    /// served as runs of units holds nothing here.
+    /// served as runs of units holds nothing here, and nothing is held here by a
+    /// [`PageAllocator`].
     pub classes: [ClassStats; CLASSES],
+}
+
+impl Stats {
+    fn new(pages: &PageMap, classes: [ClassStats; CLASSES]) -> Stats {
+        let (grow_calls, units_obtained) = pages.growth();
+        let obtained_bytes = units_obtained * UNIT;
+        let free_bytes = pages.free_units() * UNIT;
+        // Units neither free nor in a span are runs (or the page layer's own).
+        let (held, used) = classes.iter().fold((0, 0), |(h, u), c| (h + c.held_bytes, u + c.used_bytes));
+        Stats {
+            grow_calls,
+            obtained_bytes,
+            free_bytes,
+            in_use_bytes: obtained_bytes - free_bytes - held + used,
+            classes,
+        }
+    }
 }
 
 /// The page layer alone: every allocation takes whole 4 KiB units (like Zig's
@@ -372,6 +451,7 @@ pub struct Stats {
 ///
 /// # Example
 /// ```no_run
+/// #[cfg(target_arch = "wasm32")]
 /// #[global_allocator]
 /// static ALLOC: wasm_alloc::PageAllocator = wasm_alloc::PageAllocator::new();
 /// # fn main() {}
@@ -389,13 +469,23 @@ struct PageState<M> {
 impl PageAllocator<WasmMemory> {
     /// The module's page allocator over wasm's memory 0, for `#[global_allocator]` (it
     /// may use the initial heap's whole pages: see [`WasmMemory::new`]).
+    ///
+    /// # Panics
+    /// Off wasm32, as [`WasmAllocator::new`] does.
+    #[track_caller]
     pub const fn new() -> Self {
+        wasm32_only();
         Self::with_memory(WasmMemory::new())
     }
 
     /// A page allocator over wasm's memory 0 that is not the module's
     /// `#[global_allocator]`: only pages its own `memory.grow` calls return.
+    ///
+    /// # Panics
+    /// Off wasm32, as [`WasmAllocator::new`] does.
+    #[track_caller]
     pub const fn secondary() -> Self {
+        wasm32_only();
         Self::with_memory(WasmMemory::secondary())
     }
 }
@@ -414,6 +504,12 @@ impl<M: Memory> PageAllocator<M> {
 }
 
 impl<M: Memory> PageAllocator<M> {
+    /// Where the memory went: see [`WasmAllocator::stats`]. Every block is a run of
+    /// units, so the classes hold nothing.
+    pub fn stats(&self) -> Stats {
+        self.state.with(|state| Stats::new(&state.pages, SizeClasses::empty_stats()))
+    }
+
     /// Debug builds only, for tests and fuzzers: checks the page map's invariants (see
     /// [`WasmAllocator::check_invariants`]).
     #[cfg(any(debug_assertions, test))]

@@ -78,9 +78,9 @@ impl WasmMemory {
     /// `memory.grow` calls return, it may use the initial heap, the bytes from
     /// `__heap_base` to `__heap_end` (the end of the memory the module started with).
     ///
-    /// Only on `wasm32-unknown-unknown` (`target_os = "unknown"`), where the global
-    /// allocator is the only code that uses those bytes. On WASI and emscripten the C
-    /// library's `malloc` owns them, so there this memory only ever grows. And only the
+    /// Only on `wasm32-unknown-unknown` and `wasm32v1-none` (no C library), where the
+    /// global allocator is the only code that uses those bytes. On WASI the C library's
+    /// `malloc` owns them, so there this memory only ever grows. And only the
     /// first allocator of the module to ask gets the initial heap.
     pub const fn new() -> Self {
         WasmMemory { initial_heap: true }
@@ -120,7 +120,7 @@ mod wasm {
     /// `__heap_end`, both set by the linker. `__heap_end` is the end of the memory the
     /// module was instantiated with, not the current size: pages that JavaScript or other
     /// code grew since are theirs.
-    #[cfg(target_os = "unknown")]
+    #[cfg(any(target_os = "unknown", target_os = "none"))]
     pub(super) fn take_initial_heap() -> Option<Range<usize>> {
         use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -142,9 +142,9 @@ mod wasm {
         (start < end).then_some(start..end)
     }
 
-    /// On WASI and emscripten the C library's `malloc` starts at `__heap_base`: the
-    /// initial heap is not ours to take.
-    #[cfg(not(target_os = "unknown"))]
+    /// On WASI the C library's `malloc` starts at `__heap_base`: the initial heap is not
+    /// ours to take.
+    #[cfg(not(any(target_os = "unknown", target_os = "none")))]
     pub(super) fn take_initial_heap() -> Option<Range<usize>> {
         None
     }

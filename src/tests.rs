@@ -5,10 +5,11 @@ use core::alloc::{GlobalAlloc, Layout};
 use std::vec::Vec;
 
 use crate::checked::TAG_PAGES;
-use crate::class::{MAX_SLOT, MIN_SLOT};
-use crate::page::UNIT;
+use crate::class::{class_of, slot_size, MAX_SLOT, MIN_SLOT};
+use crate::page::UNITS_PER_PAGE;
+use crate::page::{units_for, EXTENDED_PAGES, UNIT};
 use crate::testing::{OwnedRegion, Rng, ShadowHeap};
-use crate::{Memory, Region, WasmAllocator, PAGE_SIZE};
+use crate::{Memory, PageAllocator, Region, WasmAllocator, PAGE_SIZE};
 
 type Alloc = WasmAllocator<OwnedRegion>;
 
@@ -123,6 +124,9 @@ fn model_test(seed: u64, run: &ModelRun) -> usize {
                 panic!("{broken}");
             }
         }
+        if op % 64 == 0 {
+            assert_in_use_bytes(&alloc, &live);
+        }
         fill = fill.wrapping_add(1);
         let grow_heap = live.len() < run.live_target;
         match rng.below(8) {
@@ -198,6 +202,18 @@ fn model_test(seed: u64, run: &ModelRun) -> usize {
     let stats = alloc.stats();
     assert!(stats.free_bytes <= stats.obtained_bytes);
     ooms
+}
+
+/// `stats().in_use_bytes` is what the live blocks take (a slot at its class's size, a
+/// run at its whole units), plus, at most, the page layer's own pages.
+fn assert_in_use_bytes(alloc: &Alloc, live: &[Block]) {
+    let taken = |layout: &Layout| match class_of(layout.size(), layout.align()) {
+        Some(class) => slot_size(class),
+        None => units_for(layout.size()) * UNIT,
+    };
+    let expected: usize = live.iter().map(|block| taken(&block.layout)).sum();
+    let own = alloc.stats().in_use_bytes - expected;
+    assert!(own <= (TAG_PAGES + EXTENDED_PAGES) * PAGE_SIZE, "{own} bytes in use beyond the live blocks");
 }
 
 /// After a failed allocation: free blocks until the same request succeeds, which it
@@ -457,6 +473,35 @@ fn stats_account_for_every_page() {
     let class = &stats.classes[2];
     assert_eq!((class.slot_size, class.spans, class.empty_spans, class.held_bytes), (24, 1, 0, UNIT));
     assert_eq!(class.used_bytes, 6 * 24);
+    assert_eq!(stats.in_use_bytes, 6 * 24 + TAG_PAGES * PAGE_SIZE);
+}
+
+#[test]
+fn a_page_allocators_stats_count_its_runs() {
+    let alloc = PageAllocator::with_memory(OwnedRegion::new(64));
+    let layouts = [(1, 1), (4097, 8), (3 * PAGE_SIZE, 4096), (100, 1 << 16)]
+        .map(|(s, a)| Layout::from_size_align(s, a).unwrap());
+    // SAFETY: non-zero sizes.
+    let ptrs = layouts.map(|layout| unsafe { alloc.alloc(layout) });
+    let stats = alloc.stats();
+    let units = 1 + 2 + 3 * UNITS_PER_PAGE + 1;
+    assert_eq!(stats.in_use_bytes, units * UNIT + TAG_PAGES * PAGE_SIZE);
+    assert_eq!(stats.obtained_bytes - stats.free_bytes, stats.in_use_bytes);
+    assert!(stats
+        .classes
+        .iter()
+        .all(|class| class.spans == 0 && class.held_bytes == 0 && class.slot_size > 0));
+    for (ptr, layout) in ptrs.into_iter().zip(layouts) {
+        // SAFETY: live with this layout.
+        unsafe { alloc.dealloc(ptr, layout) };
+    }
+    assert_eq!(alloc.stats().in_use_bytes, TAG_PAGES * PAGE_SIZE);
+}
+
+#[test]
+#[should_panic(expected = "exists only on wasm32")]
+fn an_allocator_over_memory_0_off_wasm32_panics_naming_the_cause() {
+    let _ = WasmAllocator::new();
 }
 
 #[test]

@@ -8,11 +8,16 @@
 //! takes the initial heap only on `wasm32-unknown-unknown`; on WASI it only uses pages
 //! its own `memory.grow` calls return.
 //!
-//! Plain `#[test]`s, compiled only for WASI. `bash .ci/test` runs them under Node's WASI:
-//! `WASM_ALLOC_WASI_TEST=from-the-host cargo test --target wasm32-wasip1 --test wasi`.
-//! The runner (`.ci/wasi-run.mjs`) passes the host environment through and preopens a
-//! fresh, empty host directory as `/tmp`. wasip1 aborts on panic, so the first failing
-//! test ends the binary.
+//! The same binary built for wasm32-wasip2 is a component: there it also needs
+//! `wasm_alloc::wasip2_cabi_realloc_over_libc!()` (below), without which it traps at its
+//! first read of the environment, inside wasi-libc's `free`.
+//!
+//! Plain `#[test]`s, compiled only for WASI. `bash .ci/test` runs them under Node:
+//! `WASM_ALLOC_WASI_TEST=from-the-host cargo test --target wasm32-wasip1 --test wasi`
+//! (Node's built-in WASI, `.ci/wasi-run.mjs`) and the same with `--target wasm32-wasip2`
+//! (jco's transpiler and preview2-shim from npm, `.ci/wasip2-run.mjs`). The runners pass
+//! the host environment through and preopen a fresh, empty host directory as `/tmp`. A
+//! panic aborts on WASI, so the first failing test ends the binary.
 #![cfg(target_os = "wasi")]
 
 use std::alloc::{GlobalAlloc, Layout};
@@ -35,6 +40,9 @@ struct OutsideLibcsHeap(WasmAllocator);
 
 #[global_allocator]
 static ALLOC: OutsideLibcsHeap = OutsideLibcsHeap(WasmAllocator::new());
+
+// On wasm32-wasip2, what the host passes in is allocated by wasi-libc, which frees it.
+wasm_alloc::wasip2_cabi_realloc_over_libc!();
 
 extern "C" {
     /// wasi-libc's allocator, the one its own functions (environment, directories) use.

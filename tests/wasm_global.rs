@@ -117,3 +117,21 @@ fn stats_see_the_heap() {
     assert!(stats.classes.iter().any(|c| c.held_bytes > 0), "the harness uses small slots");
     drop(v);
 }
+
+/// The leak check the README suggests for a user's own wasm-bindgen-test suite: on one
+/// thread nothing else allocates between two reads of `in_use_bytes`, so work that
+/// frees what it allocates leaves the figure as it was, and a leak shows by its size.
+#[wasm_bindgen_test]
+fn in_use_bytes_is_a_leak_check() {
+    let before = ALLOC.stats().in_use_bytes;
+    {
+        let map: std::collections::BTreeMap<u32, String> = (0..1000).map(|i| (i, i.to_string())).collect();
+        let big = vec![1u8; 100_000];
+        assert_eq!(map.len() + big.len(), 101_000);
+        assert!(ALLOC.stats().in_use_bytes >= before + 100_000);
+    }
+    assert_eq!(ALLOC.stats().in_use_bytes, before, "everything above was freed");
+    let leaked = Box::leak(Box::new([7u8; 3000]));
+    // A 3000-byte block takes a slot of 3072 bytes (four classes per doubling).
+    assert_eq!(ALLOC.stats().in_use_bytes - before, 3072, "{}", leaked[0]);
+}
