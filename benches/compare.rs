@@ -11,12 +11,16 @@
 //!
 //! Quick mode: `BENCH_QUICK=1 cargo bench` or `cargo bench --bench compare -- --quick`;
 //! its results go to `target/bench/quick/` instead of `benches/results/`.
+//! Baseline: `BENCH_BASELINE=<rev> cargo bench` or `cargo bench --bench compare -- --baseline
+//! <rev>` adds `wasm-alloc@<short sha>`, wasm-alloc at that git revision built with the
+//! current workloads and size probe (see `Baseline`); results go to
+//! `target/bench/baseline-run/` (quick: `target/bench/baseline-run/quick/`).
 //! Other arguments after `--` are passed to the runner (e.g. `--only churn,json`).
 
 use std::env;
 use std::fs;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
@@ -51,7 +55,20 @@ fn main() {
     let quick = args.iter().any(|a| a == "--quick")
         || env::var("BENCH_QUICK")
             .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"));
-    let runner_args: Vec<String> = args.iter().filter(|a| *a != "--quick").cloned().collect();
+    // `--baseline <rev>` / `--baseline=<rev>` (over BENCH_BASELINE): not for the runner.
+    let mut baseline_rev = env::var("BENCH_BASELINE").ok().filter(|v| !v.trim().is_empty());
+    let mut runner_args: Vec<String> = Vec::new();
+    let mut it = args.iter().filter(|a| *a != "--quick");
+    while let Some(a) = it.next() {
+        if a == "--baseline" {
+            baseline_rev =
+                Some(it.next().cloned().unwrap_or_else(|| fail("--baseline needs a git revision")));
+        } else if let Some(rev) = a.strip_prefix("--baseline=") {
+            baseline_rev = Some(rev.to_string());
+        } else {
+            runner_args.push(a.clone());
+        }
+    }
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let target_root = env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let bench_dir = target_root.join("bench");
@@ -61,6 +78,22 @@ fn main() {
         None => fail("the benchmark runs its wasm modules under Node (>= 18): install node and retry"),
     };
     ensure_wasm_target();
+
+    // Which wasm-alloc is measured, and the baseline's revision (resolved before any build).
+    let head_src_dirty = Command::new("git")
+        .args(["diff", "--quiet", "HEAD", "--", "src"])
+        .status()
+        .is_ok_and(|s| !s.success());
+    let baseline = baseline_rev.map(|rev| {
+        let b = Baseline::resolve(&rev, &bench_dir, head_src_dirty);
+        eprintln!(
+            "bench: baseline {} = wasm-alloc at {} ({rev}){}",
+            b.name,
+            b.sha,
+            if b.aa { "; HEAD with src/ clean: an A/A run" } else { "" }
+        );
+        b
+    });
 
     // --- workloads, one module per allocator -------------------------------------------
     let wasm_dir = bench_dir.join("wasm");
@@ -99,64 +132,48 @@ fn main() {
         wasm_paths.push(dst);
     }
 
+    // --- baseline: wasm-alloc at another revision, the current workloads --------------------
+    let mut baseline_built: Option<Result<(PathBuf, &str), String>> = None;
+    let mut baseline_ready: Result<(), String> = Ok(());
+    if let Some(b) = &baseline {
+        baseline_ready = b.prepare(&root);
+        let res = baseline_ready.clone().and_then(|()| b.build_workloads(&cargo)).and_then(|(file, peer)| {
+            let dst = wasm_dir.join(format!("{}.wasm", b.name));
+            let _ = fs::remove_file(&dst);
+            fs::copy(file, &dst).map_err(|e| format!("no module: {e}"))?;
+            Ok((dst, peer))
+        });
+        baseline_built = Some(res);
+    }
+
     // --- code size ----------------------------------------------------------------------
     let wasm_opt = output("wasm-opt", &["--version"]);
     if wasm_opt.is_none() {
         eprintln!("bench: wasm-opt not found (apt-get install binaryen): sizes without wasm-opt -Oz");
     }
     let mut sizes = Vec::new();
-    for a in ALLOCATORS {
+    for (i, a) in ALLOCATORS.iter().enumerate() {
         eprintln!("bench: size probe for {}", a.0);
         let dir = bench_dir.join("size").join(a.3);
-        let mut c = Command::new(&cargo);
-        c.args([
-            "build",
-            "--profile",
-            "wasm-size",
-            "--target",
-            TARGET,
-            "-p",
-            "size-probe",
-            "--features",
-            a.3,
-        ])
-        .arg("--target-dir")
-        .arg(&dir)
-        .env("CARGO_ENCODED_RUSTFLAGS", "");
-        let res = run_cargo(c).and_then(|()| {
-            let file = dir.join(TARGET).join("wasm-size").join("size_probe.wasm");
-            let bytes = fs::metadata(&file).map_err(|e| e.to_string())?.len();
-            let opt = wasm_opt.as_ref().and_then(|_| {
-                let out = file.with_extension("opt.wasm");
-                // The probe is stripped (no target_features section): name the features
-                // rustc enables by default for wasm32-unknown-unknown.
-                let ok = Command::new("wasm-opt")
-                    .arg("-Oz")
-                    .args(WASM_FEATURES)
-                    .arg("--strip-debug")
-                    .arg("--strip-producers")
-                    .arg(&file)
-                    .arg("-o")
-                    .arg(&out)
-                    .status()
-                    .is_ok_and(|s| s.success());
-                if ok {
-                    fs::metadata(&out).ok().map(|m| m.len())
-                } else {
-                    None
-                }
+        sizes.push(size_json(a.0, size_probe(&cargo, None, a.3, &dir, wasm_opt.is_some())));
+        if let (Some(b), 0) = (&baseline, i) {
+            eprintln!("bench: size probe for {}", b.name);
+            let res = baseline_ready.clone().and_then(|()| {
+                let manifest = b.build_manifest();
+                size_probe(
+                    &cargo,
+                    Some((&manifest, &b.remap())),
+                    a.3,
+                    &b.dir.join("size"),
+                    wasm_opt.is_some(),
+                )
             });
-            Ok((bytes, opt))
-        });
-        sizes.push(match res {
-            Ok((b, Some(o))) => format!(r#"{{"name":{},"bytes":{b},"opt_bytes":{o}}}"#, js(a.0)),
-            Ok((b, None)) => format!(r#"{{"name":{},"bytes":{b}}}"#, js(a.0)),
-            Err(e) => format!(r#"{{"name":{},"error":{}}}"#, js(a.0), js(&e)),
-        });
+            sizes.push(size_json(&b.name, res));
+        }
     }
 
     // --- manifest and runner ---------------------------------------------------------------
-    let allocs: Vec<String> = ALLOCATORS
+    let mut allocs: Vec<String> = ALLOCATORS
         .iter()
         .zip(&errors)
         .zip(&wasm_paths)
@@ -165,23 +182,49 @@ fn main() {
             Some(e) => format!(r#"{{"name":{},"error":{}}}"#, js(a.0), js(e)),
         })
         .collect();
-    let out_dir = if quick { bench_dir.join("quick") } else { root.join("benches").join("results") };
+    // The baseline goes right after wasm-alloc; the manifest says which it is.
+    let mut baseline_json = String::new();
+    if let (Some(b), Some(res)) = (&baseline, &baseline_built) {
+        allocs.insert(
+            1,
+            match res {
+                Ok((p, _)) => format!(r#"{{"name":{},"wasm":{}}}"#, js(&b.name), js(&p.to_string_lossy())),
+                Err(e) => format!(r#"{{"name":{},"error":{}}}"#, js(&b.name), js(e)),
+            },
+        );
+        baseline_json = format!(
+            ",\n\"baseline\":{{\"name\":{},\"rev\":{},\"commit\":{},\"aa\":{},\"peer\":{}}}",
+            js(&b.name),
+            js(&b.rev),
+            js(&b.sha),
+            b.aa,
+            js(res.as_ref().map_or("current", |r| r.1)),
+        );
+    }
+    let out_dir = if baseline.is_some() {
+        let d = bench_dir.join("baseline-run");
+        if quick {
+            d.join("quick")
+        } else {
+            d
+        }
+    } else if quick {
+        bench_dir.join("quick")
+    } else {
+        root.join("benches").join("results")
+    };
     let rustc =
         output(&env::var("RUSTC").unwrap_or_else(|_| "rustc".into()), &["--version"]).unwrap_or_default();
     // Which wasm-alloc was measured: the commit, and whether src/ had local changes.
     let commit = output("git", &["rev-parse", "--short", "HEAD"]).map(|c| {
-        let dirty = Command::new("git")
-            .args(["diff", "--quiet", "HEAD", "--", "src"])
-            .status()
-            .is_ok_and(|s| !s.success());
-        if dirty {
+        if head_src_dirty {
             format!("{c} + uncommitted src/ changes")
         } else {
             c
         }
     });
     let manifest = format!(
-        "{{\n\"allocators\":[\n{}\n],\n\"sizes\":[\n{}\n],\n\"wasm_opt\":{},\n\"rustc\":{},\n\"node\":{},\n\"profile\":{},\n\"out_dir\":{},\n\"commit\":{}\n}}\n",
+        "{{\n\"allocators\":[\n{}\n],\n\"sizes\":[\n{}\n],\n\"wasm_opt\":{},\n\"rustc\":{},\n\"node\":{},\n\"profile\":{},\n\"out_dir\":{},\n\"commit\":{}{}\n}}\n",
         allocs.join(",\n"),
         sizes.join(",\n"),
         wasm_opt.as_deref().map_or("null".into(), js),
@@ -190,6 +233,7 @@ fn main() {
         js("wasm-bench (opt-level=3, fat LTO, codegen-units=1, panic=abort)"),
         js(&out_dir.to_string_lossy()),
         commit.as_deref().map_or("null".into(), js),
+        baseline_json,
     );
     let manifest_path = bench_dir.join("manifest.json");
     fs::write(&manifest_path, manifest).expect("write manifest");
@@ -214,6 +258,264 @@ fn main() {
         t_run.elapsed().as_secs()
     );
     std::process::exit(status.code().unwrap_or(1));
+}
+
+/// Builds the size probe with one allocator feature (`--profile wasm-size`, its own target
+/// dir; `other`: another workspace's manifest and its rustflags), then `wasm-opt -Oz` on it
+/// if `wasm_opt`: (bytes, bytes after wasm-opt).
+fn size_probe(
+    cargo: &str,
+    other: Option<(&Path, &str)>,
+    feature: &str,
+    dir: &Path,
+    wasm_opt: bool,
+) -> Result<(u64, Option<u64>), String> {
+    let mut c = Command::new(cargo);
+    c.args([
+        "build",
+        "--profile",
+        "wasm-size",
+        "--target",
+        TARGET,
+        "-p",
+        "size-probe",
+        "--features",
+        feature,
+    ])
+    .arg("--target-dir")
+    .arg(dir)
+    .env("CARGO_ENCODED_RUSTFLAGS", "");
+    if let Some((m, flags)) = other {
+        c.arg("--manifest-path").arg(m).env("CARGO_ENCODED_RUSTFLAGS", flags);
+    }
+    run_cargo(c)?;
+    let file = dir.join(TARGET).join("wasm-size").join("size_probe.wasm");
+    let bytes = fs::metadata(&file).map_err(|e| e.to_string())?.len();
+    let opt = wasm_opt.then(|| {
+        let out = file.with_extension("opt.wasm");
+        // The probe is stripped (no target_features section): name the features
+        // rustc enables by default for wasm32-unknown-unknown.
+        let ok = Command::new("wasm-opt")
+            .arg("-Oz")
+            .args(WASM_FEATURES)
+            .arg("--strip-debug")
+            .arg("--strip-producers")
+            .arg(&file)
+            .arg("-o")
+            .arg(&out)
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            fs::metadata(&out).ok().map(|m| m.len())
+        } else {
+            None
+        }
+    });
+    Ok((bytes, opt.flatten()))
+}
+
+fn size_json(name: &str, res: Result<(u64, Option<u64>), String>) -> String {
+    match res {
+        Ok((b, Some(o))) => format!(r#"{{"name":{},"bytes":{b},"opt_bytes":{o}}}"#, js(name)),
+        Ok((b, None)) => format!(r#"{{"name":{},"bytes":{b}}}"#, js(name)),
+        Err(e) => format!(r#"{{"name":{},"error":{}}}"#, js(name), js(&e)),
+    }
+}
+
+/// wasm-alloc at another git revision (`BENCH_BASELINE` / `--baseline`), measured as one
+/// more allocator, `wasm-alloc@<short sha>`.
+///
+/// `target/bench/baseline/<short>/src` is a git worktree of the revision (kept and reused
+/// while it is at that commit with no tracked changes). Into it, as `.bench-current/`,
+/// go copies of the *current* `benches/workloads`, `benches/peers/wasm-alloc`,
+/// `benches/size-probe` and `benches/bump`, the current `Cargo.lock`, and a generated
+/// workspace manifest with the current `[profile.*]` tables. The copies' path
+/// dependencies on wasm-alloc (`../../..`, `../..`) then name the worktree's crate root:
+/// the old allocator, under the same workloads, dependency versions and profiles as the
+/// current one, so the comparison is of the allocator alone. Builds go to
+/// `target/bench/baseline/<short>/{target,size}`.
+struct Baseline {
+    rev: String,
+    sha: String,
+    name: String,
+    /// The revision is HEAD and `src/` has no local changes: the same code twice.
+    aa: bool,
+    dir: PathBuf,
+    worktree: PathBuf,
+}
+
+impl Baseline {
+    fn resolve(rev: &str, bench_dir: &Path, head_src_dirty: bool) -> Baseline {
+        let sha = output("git", &["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")])
+            .unwrap_or_else(|| fail(&format!("baseline: `{rev}` is not a git revision of this repository")));
+        let short = output("git", &["rev-parse", "--short", &sha]).unwrap_or_else(|| sha[..7].to_string());
+        let head = output("git", &["rev-parse", "HEAD"]);
+        let dir = bench_dir.join("baseline").join(&short);
+        Baseline {
+            rev: rev.to_string(),
+            aa: head.as_deref() == Some(sha.as_str()) && !head_src_dirty,
+            name: format!("wasm-alloc@{short}"),
+            sha,
+            worktree: dir.join("src"),
+            dir,
+        }
+    }
+
+    fn build_area(&self) -> PathBuf {
+        self.worktree.join(".bench-current")
+    }
+
+    fn build_manifest(&self) -> PathBuf {
+        self.build_area().join("Cargo.toml")
+    }
+
+    /// Rustflags (`CARGO_ENCODED_RUSTFLAGS`) that give the source paths compiled into the
+    /// modules (panic locations) the names they have in the main workspace's build:
+    /// `src/...` for wasm-alloc (a workspace member there, a path dependency here),
+    /// `benches/...` for the copies. Without them the data section differs in length,
+    /// and with it `__heap_base`; with them, an A/A run builds a module of the same size
+    /// and data (symbol hashes in the name section and the function order still differ:
+    /// the crates' paths are part of their metadata).
+    fn remap(&self) -> String {
+        let mut flags = vec![format!("--remap-path-prefix={}/=", self.worktree.display())];
+        for d in ["workloads", "peers", "size-probe", "bump"] {
+            flags.push(format!("--remap-path-prefix={d}/=benches/{d}/"));
+        }
+        flags.join("\x1f")
+    }
+
+    /// The worktree at the revision, and the build area in it (always copied afresh).
+    fn prepare(&self, root: &Path) -> Result<(), String> {
+        let wt = &self.worktree;
+        let git_wt = |args: &[&str]| output("git", &[&["-C", &wt.to_string_lossy()], args].concat());
+        // Its own worktree (not just a directory inside this repository), at the commit,
+        // with no tracked file changed.
+        let reusable = wt.is_dir()
+            && git_wt(&["rev-parse", "--show-toplevel"])
+                .map(PathBuf::from)
+                .and_then(|p| p.canonicalize().ok())
+                == wt.canonicalize().ok()
+            && git_wt(&["rev-parse", "HEAD"]).as_deref() == Some(self.sha.as_str())
+            && Command::new("git")
+                .arg("-C")
+                .arg(wt)
+                .args(["diff", "--quiet", "HEAD"])
+                .status()
+                .is_ok_and(|s| s.success());
+        if reusable {
+            eprintln!("bench: baseline worktree {} (reused)", wt.display());
+        } else {
+            if wt.exists() {
+                fs::remove_dir_all(wt).map_err(|e| format!("cannot remove {}: {e}", wt.display()))?;
+            }
+            fs::create_dir_all(&self.dir).map_err(|e| e.to_string())?;
+            eprintln!("bench: git worktree add {} {}", wt.display(), self.sha);
+            // --force: the path may still be registered from a worktree since deleted
+            // (e.g. by `cargo clean`).
+            let o = Command::new("git")
+                .args(["worktree", "add", "--force", "--detach"])
+                .arg(wt)
+                .arg(&self.sha)
+                .output()
+                .map_err(|e| e.to_string())?;
+            if !o.status.success() {
+                return Err(format!(
+                    "git worktree add failed: {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                ));
+            }
+        }
+        let area = self.build_area();
+        if area.exists() {
+            fs::remove_dir_all(&area).map_err(|e| e.to_string())?;
+        }
+        for d in ["workloads", "peers/wasm-alloc", "size-probe", "bump"] {
+            copy_dir(&root.join("benches").join(d), &area.join(d))
+                .map_err(|e| format!("copy benches/{d}: {e}"))?;
+        }
+        fs::copy(root.join("Cargo.lock"), area.join("Cargo.lock"))
+            .map_err(|e| format!("copy Cargo.lock: {e}"))?;
+        let current = fs::read_to_string(root.join("Cargo.toml")).map_err(|e| e.to_string())?;
+        let mut profiles = String::new();
+        let mut keep = false;
+        for line in current.lines() {
+            let t = line.trim_start();
+            if t.starts_with('[') {
+                keep = t.starts_with("[profile.");
+            }
+            if keep {
+                profiles.push_str(line);
+                profiles.push('\n');
+            }
+        }
+        if !profiles.contains("[profile.wasm-bench]") || !profiles.contains("[profile.wasm-size]") {
+            return Err("Cargo.toml has no [profile.wasm-bench] or [profile.wasm-size] table".into());
+        }
+        let manifest = format!(
+            "# Generated by benches/compare.rs: the current workloads, wasm-alloc peer and size probe,\n\
+             # built against the wasm-alloc of this worktree ({}), with the current profiles.\n\
+             [workspace]\nmembers = [\"peers/wasm-alloc\", \"size-probe\"]\nresolver = \"2\"\n\n{profiles}",
+            self.sha
+        );
+        fs::write(self.build_manifest(), manifest).map_err(|e| e.to_string())
+    }
+
+    /// The workload module: with the current peer crate, or, if that does not build
+    /// against the old allocator (its glue names an API the revision lacks), with the
+    /// revision's own `benches/peers/wasm-alloc/src/lib.rs`. Returns the module and
+    /// which glue ("current" or "own").
+    fn build_workloads(&self, cargo: &str) -> Result<(PathBuf, &'static str), String> {
+        eprintln!("bench: building the workloads for {} ({})", self.name, self.dir.display());
+        let target = self.dir.join("target");
+        let build = || {
+            let mut c = Command::new(cargo);
+            c.args(["build", "--profile", "wasm-bench", "--target", TARGET, "-p", "wl-wasm-alloc"])
+                .arg("--manifest-path")
+                .arg(self.build_manifest())
+                .arg("--target-dir")
+                .arg(&target)
+                .env("CARGO_ENCODED_RUSTFLAGS", format!("-Clink-arg=--import-memory\x1f{}", self.remap()));
+            run_cargo(c)
+        };
+        let file = target.join(TARGET).join("wasm-bench").join("wl_wasm_alloc.wasm");
+        match build() {
+            Ok(()) => Ok((file, "current")),
+            Err(e) => {
+                let own = self.worktree.join("benches/peers/wasm-alloc/src/lib.rs");
+                let cur = self.build_area().join("peers/wasm-alloc/src/lib.rs");
+                match (fs::read(&own), fs::read(&cur)) {
+                    (Ok(o), Ok(c)) if o != c => {
+                        eprintln!(
+                            "bench: the current peer glue does not build against {}: trying its own",
+                            self.name
+                        );
+                        fs::write(&cur, o).map_err(|e| e.to_string())?;
+                        build()
+                            .map(|()| (file, "own"))
+                            .map_err(|e2| format!("{e2} (with the current glue: {e})"))
+                    }
+                    _ => Err(e),
+                }
+            }
+        }
+    }
+}
+
+/// Copies a directory tree (files and directories; a `target` directory is skipped).
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    fs::create_dir_all(to)?;
+    for e in fs::read_dir(from)? {
+        let e = e?;
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if e.file_type()?.is_dir() {
+            if e.file_name() != "target" {
+                copy_dir(&src, &dst)?;
+            }
+        } else {
+            fs::copy(&src, &dst)?;
+        }
+    }
+    Ok(())
 }
 
 fn ensure_wasm_target() {

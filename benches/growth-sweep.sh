@@ -19,6 +19,10 @@ names=()
 for c in "${configs[@]}"; do
   set -- $c
   sed -i "s/^const GROW_AHEAD_SHIFT: u32 = .*/const GROW_AHEAD_SHIFT: u32 = $1;/; s/^const GROW_AHEAD_MAX: usize = .*/const GROW_AHEAD_MAX: usize = $2;/" src/page.rs
+  # If the constants' lines change, sed edits nothing and every setting builds the same module.
+  for line in "const GROW_AHEAD_SHIFT: u32 = $1;" "const GROW_AHEAD_MAX: usize = $2;"; do
+    grep -qxF "$line" src/page.rs || { echo "growth-sweep: no line '$line' in src/page.rs after the edit: update the sed patterns" >&2; exit 1; }
+  done
   CARGO_ENCODED_RUSTFLAGS=-Clink-arg=--import-memory cargo build -q --profile wasm-bench \
     --target wasm32-unknown-unknown --target-dir target/bench -p wl-wasm-alloc
   name=$([ "$2" = 0 ] && echo "off" || echo "s$1-m$2")

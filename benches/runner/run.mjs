@@ -99,7 +99,10 @@ const TIMEOUT_MS = Number(opt('--timeout', QUICK ? 5 : 20)) * 1000; // heap-effi
 const ONLY = opt('--only', null); // comma-separated workload ids
 // Partial runs (--only, or fewer than 5 rounds) never overwrite the committed full results.
 const PARTIAL = !!ONLY || (!QUICK && ROUNDS < 5);
-const outDir = opt('--out', PARTIAL ? 'target/bench/partial' : manifest.out_dir || (QUICK ? 'target/bench/quick' : 'benches/results'));
+// A baseline (BENCH_BASELINE / --baseline in compare.rs): wasm-alloc at another revision as
+// one more allocator, `wasm-alloc@<short sha>`; its results go to target/bench/baseline-run/.
+const BASELINE = manifest.baseline || null;
+const outDir = opt('--out', PARTIAL ? (BASELINE ? 'target/bench/baseline-run/partial' : 'target/bench/partial') : manifest.out_dir || (QUICK ? 'target/bench/quick' : 'benches/results'));
 
 // Workloads: export name, arguments (seed first), quick arguments. See benches/README.md.
 const SEED = 0x5eed;
@@ -358,6 +361,13 @@ const header = [
   `${manifest.rustc || 'rustc ?'}; wasm profile: ${manifest.profile || 'wasm-bench'}; ${ROUNDS} rounds, median; fresh instance per run`,
   `load average at start ${LOAD_AT_START.map((x) => x.toFixed(2)).join(' ')}` + (manifest.commit ? `; wasm-alloc at ${manifest.commit}` : ''),
 ];
+if (BASELINE) {
+  const sha = BASELINE.commit.slice(0, 12);
+  header.push(`baseline ${BASELINE.name}: wasm-alloc at ${sha} (${BASELINE.rev}), built with the current workloads, ` +
+    `${BASELINE.peer === 'own' ? 'its own peer glue' : 'peer crate'} and size probe` +
+    (BASELINE.aa ? '; A/A RUN: HEAD with src/ clean, the same code twice: their difference is run-to-run noise'
+      : `; before/after: wasm-alloc (${manifest.commit ?? '?'}) against it`));
+}
 
 const med = (c) => (c.times.length ? median(c.times) : null);
 function table(title, rowsHead, rows, cols) {
@@ -426,6 +436,62 @@ if (manifest.wasm_opt) {
 }
 for (const a of names) { const s = sizeOf(a); if (s.error && s.error !== 'not built') fails.push(`size / ${a}: ${s.error}`); }
 const wa = names.find((n) => n === 'wasm-alloc');
+const bl = BASELINE && names.includes(BASELINE.name) ? BASELINE.name : null;
+const statRowsOf = (name) => WORKLOADS.map((w) => {
+  const c = cell[key(w.id, name)];
+  const s = c.stats;
+  return [w.id, s ? String(s.grow_calls) : '-', s ? String(s.pages_obtained) : '-', s ? String(s.pages_free) : '-',
+    c.bytes ? String(c.bytes / 65536) : '-'];
+});
+// Before/after (with a baseline): wasm-alloc against wasm-alloc@<sha>. The two runs of a
+// round are paired: per-round ratios, min..max over the rounds.
+const pairRatios = (w) => {
+  const a = cell[key(w.id, wa)], b = cell[key(w.id, bl)];
+  if (a.fail || b.fail) return [];
+  return a.times.slice(0, b.times.length).map((t, r) => t / b.times[r]);
+};
+const baselineRows = [];
+const baselineOther = [];
+const baselineCsv = [];
+if (wa && bl) {
+  const fmtMs = (c) => (c.fail ? 'FAIL' : `${med(c).toFixed(1)}`);
+  const pages = (c) => (c.fail || !c.bytes ? null : c.bytes / 65536);
+  const logs = [];
+  for (const w of [...TIMED, ...ONCE]) {
+    const a = cell[key(w.id, wa)], b = cell[key(w.id, bl)];
+    const timed = !w.once;
+    const ok = !a.fail && !b.fail;
+    const ratio = ok && timed ? med(a) / med(b) : null;
+    if (ratio) logs.push(Math.log(ratio));
+    const pr = timed ? pairRatios(w) : [];
+    const pa = pages(a), pb = pages(b);
+    const dp = pa != null && pb != null ? pa - pb : null;
+    baselineRows.push([w.id, timed ? fmtMs(a) : '-', timed ? fmtMs(b) : '-', ratio ? `${ratio.toFixed(3)}x` : '-',
+      pr.length ? `${Math.min(...pr).toFixed(3)}..${Math.max(...pr).toFixed(3)}` : '-',
+      pa != null ? mib(a.bytes).toFixed(2) : 'FAIL', pb != null ? mib(b.bytes).toFixed(2) : 'FAIL',
+      dp == null ? '-' : dp > 0 ? `+${dp} HIGHER` : String(dp)]);
+    baselineCsv.push([w.id, ratio ? ratio.toFixed(4) : '', pr.length ? Math.min(...pr).toFixed(4) : '', pr.length ? Math.max(...pr).toFixed(4) : '',
+      pr.map((x) => x.toFixed(4)).join(' '), timed && !a.fail ? med(a).toFixed(3) : '', timed && !b.fail ? med(b).toFixed(3) : '',
+      pa != null ? a.bytes : '', pb != null ? b.bytes : '', dp ?? '', '', '']);
+  }
+  if (logs.length) baselineRows.push(['geomean (timed)', '', '', `${Math.exp(logs.reduce((x, y) => x + y, 0) / logs.length).toFixed(3)}x`, '', '', '', '']);
+  const he = WORKLOADS.find((w) => w.eff);
+  if (he) {
+    const a = cell[key(he.id, wa)], b = cell[key(he.id, bl)];
+    const pct = (c, f) => (c.fail || c[f] == null ? null : c[f]);
+    for (const [label, f] of [[`heap efficiency (${HE_CAP_MIB} MiB)`, 'eff'], ['  first round only', 'effFirst']]) {
+      const x = pct(a, f), y = pct(b, f);
+      baselineOther.push([label, x == null ? 'FAIL' : `${x.toFixed(2)} %`, y == null ? 'FAIL' : `${y.toFixed(2)} %`,
+        x == null || y == null ? '-' : `${x - y >= 0 ? '+' : ''}${(x - y).toFixed(2)} pt`]);
+    }
+    baselineCsv.push([he.id, '', '', '', '', '', '', '', '', '', pct(a, 'eff')?.toFixed(2) ?? '', pct(b, 'eff')?.toFixed(2) ?? '']);
+  }
+  const sa = sizeOf(wa), sb = sizeOf(bl);
+  for (const [label, f] of [['probe .wasm (B)', 'bytes'], ...(manifest.wasm_opt ? [['wasm-opt -Oz (B)', 'opt_bytes']] : [])]) {
+    const x = sa.error ? null : sa[f], y = sb.error ? null : sb[f];
+    baselineOther.push([label, x ?? 'FAIL', y ?? 'FAIL', x == null || y == null ? '-' : `${x - y >= 0 ? '+' : ''}${x - y}`]);
+  }
+}
 const statRows = wa ? WORKLOADS.map((w) => {
   const c = cell[key(w.id, wa)];
   const s = c.stats;
@@ -441,6 +507,14 @@ const out = [
   ...(fpRows.length ? [table(`Small-program footprint: ${ONCE[0].note} (lower is better)`, 'footprint', fpRows, names), ''] : []),
   table(`Code size: no_std probe, opt-level=z, LTO, strip${manifest.wasm_opt ? `; ${manifest.wasm_opt}` : '; wasm-opt not installed'}`, 'size', sizeRows, names), '',
   ...(wa ? [table('wasm-alloc counters at the end of the run (ALLOC.stats())', 'workload', statRows, ['memory.grow calls', 'pages obtained', 'pages free', 'memory pages']), ''] : []),
+  ...(bl && cell[key(WORKLOADS[0].id, bl)].stats !== undefined ? [table(`${bl} counters at the end of the run (ALLOC.stats())`, 'workload', statRowsOf(bl), ['memory.grow calls', 'pages obtained', 'pages free', 'memory pages']), ''] : []),
+  ...(baselineRows.length ? [
+    `${BASELINE.aa ? 'A/A' : 'Before/after'}: ${wa} (${manifest.commit ?? '?'}) against ${bl} (${BASELINE.rev})` +
+      (BASELINE.aa ? ' -- the same code twice: the ratios are run-to-run noise' : ''),
+    `time ratio = ${wa}'s median / ${bl}'s (below 1: ${wa} faster); per round: the two runs of each round paired, min..max of their ratio over ${ROUNDS} rounds; peak change in 64 KiB pages (${wa} minus ${bl})`,
+    table('', 'workload', baselineRows, [`${wa} ms`, `${bl} ms`, 'time ratio', 'per round min..max', `${wa} peak MiB`, `${bl} peak MiB`, 'peak change']).replace(/^\n/, ''), '',
+    table('', '', baselineOther, [wa, bl, 'change']).replace(/^\n/, ''), '',
+  ] : []),
   ...(fails.length ? ['Failures:', ...fails.map((f, i) => `  [${i + 1}] ${f}`), ''] : []),
   `Workloads: ${WORKLOADS.map((w) => `${w.id}(${(QUICK ? w.quick : w.full).slice(1).join(', ')}): ${w.note}`).join('; ')}.`,
   `Total run time ${((Date.now() - started) / 1000).toFixed(0)} s.`,
@@ -477,6 +551,12 @@ writeFileSync(path.join(outDir, 'bench.csv'), benchCsv);
 writeFileSync(path.join(outDir, 'size.csv'), sizeCsv);
 writeFileSync(path.join(outDir, 'results.txt'), out + '\n');
 writeFileSync(path.join(outDir, 'chart.svg'), svg());
+if (baselineCsv.length) {
+  writeFileSync(path.join(outDir, 'baseline.csv'), [
+    `workload,time_ratio,round_ratio_min,round_ratio_max,round_ratios,median_ms,baseline_median_ms,peak_bytes,baseline_peak_bytes,peak_change_pages,heap_efficiency_pct,baseline_heap_efficiency_pct`,
+    ...baselineCsv.map((r) => r.map(csvq).join(',')),
+  ].join('\n') + '\n');
+}
 if (!QUICK && !PARTIAL) {
   const day = now.toISOString().slice(0, 10);
   mkdirSync(path.join(outDir, 'history'), { recursive: true });
@@ -484,10 +564,11 @@ if (!QUICK && !PARTIAL) {
   writeFileSync(path.join(outDir, 'history', `${day}-size.csv`), sizeCsv);
   writeFileSync(path.join(outDir, 'history', `${day}-results.txt`), out + '\n');
 }
-log(`bench: wrote ${outDir}/{bench.csv,size.csv,results.txt,chart.svg}`);
+log(`bench: wrote ${outDir}/{bench.csv,size.csv,results.txt,chart.svg${baselineCsv.length ? ',baseline.csv' : ''}}`);
 
 function svg() {
   const COLORS = { 'wasm-alloc': '#d62728', dlmalloc: '#1f77b4', wasmalloc: '#e377c2', talc: '#2ca02c', rlsf: '#9467bd', lol_alloc: '#ff7f0e', wee_alloc: '#8c564b', bump: '#7f7f7f' };
+  if (BASELINE) COLORS[BASELINE.name] = '#ff9896'; // a lighter wasm-alloc red
   const color = (a, i) => COLORS[a] || ['#17becf', '#bcbd22', '#e377c2'][i % 3];
   const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;');
   const MEM = [...TIMED, ...ONCE];
@@ -569,11 +650,13 @@ function svg() {
     });
     y0 = top + H + 10;
   }
+  // One legend row (two when a baseline makes nine names).
+  const perRow = names.length > 8 ? Math.ceil(names.length / 2) : names.length;
   names.forEach((a, ai) => {
-    const x = padL + ai * 110;
-    parts.push(`<rect x="${x}" y="${y0 + 8}" width="12" height="12" fill="${color(a, ai)}"/><text x="${x + 16}" y="${y0 + 18}" font-size="12">${esc(a)}</text>`);
+    const x = padL + (ai % perRow) * 110, y = y0 + Math.floor(ai / perRow) * 18;
+    parts.push(`<rect x="${x}" y="${y + 8}" width="12" height="12" fill="${color(a, ai)}"/><text x="${x + 16}" y="${y + 18}" font-size="12">${esc(a)}</text>`);
   });
-  y0 += 30;
+  y0 += 30 + (Math.ceil(names.length / perRow) - 1) * 18;
   parts.push(`<text x="${padL}" y="${y0 + 8}" font-size="10" fill="#555">${esc(header[0] + ' — ' + header[1])}</text>`);
   const Ht = y0 + 20;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${Ht}" viewBox="0 0 ${W} ${Ht}" font-family="sans-serif">\n<rect width="100%" height="100%" fill="#fff"/>\n${parts.join('\n')}\n</svg>\n`;
