@@ -143,14 +143,18 @@ const fn span_bytes(class: usize) -> usize {
 /// request takes a run of units: bigger than [`MAX_SLOT`], aligned to more than
 /// [`MAX_CLASS_ALIGN`], or of the class served as runs. O(1): a
 /// division by 8, or a log2 and a shift.
-#[inline]
+#[inline(always)]
 pub(crate) fn class_of(size: usize, align: usize) -> Option<usize> {
+    let class = class_index(size, align);
+    (class < CLASSES).then_some(class)
+}
+
+/// [`class_of`] with `CLASSES` for `None`: returned in a register.
+#[inline]
+fn class_index(size: usize, align: usize) -> usize {
     if size > MAX_SLOT || align > MAX_CLASS_ALIGN {
-        return None;
+        return CLASSES;
     }
-    // A class size that is a multiple of `align` (up to 64): the classes at or above a
-    // multiple of `align` are multiples of it (their steps are 16 B from 64 B, 32 B from
-    // 128 B, 64 B from 256 B).
     let need = ((size + align - 1) & !(align - 1)).max(align);
     let class = if need <= LINEAR_MAX {
         need.max(1).div_ceil(MIN_SLOT) - 1
@@ -159,28 +163,53 @@ pub(crate) fn class_of(size: usize, align: usize) -> Option<usize> {
         let step = ((need - 1) >> (doubling - 2)) & 3;
         LINEAR_MAX / MIN_SLOT + (doubling - LINEAR_MAX.ilog2() as usize) * 4 + step
     };
-    (SPAN_UNITS[class] != 0).then_some(class)
+    // The classes below the last are span classes (`SPAN_UNITS[class] != 0`, asserted
+    // below); `class <= CLASSES - 1` here, but the compiler cannot tell, and a table
+    // lookup would keep a bounds check.
+    if class < CLASSES - 1 {
+        class
+    } else {
+        CLASSES
+    }
 }
+
+const _: () = {
+    let mut class = 0;
+    while class < CLASSES - 1 {
+        assert!(SPAN_UNITS[class] != 0);
+        class += 1;
+    }
+    assert!(SPAN_UNITS[CLASSES - 1] == 0);
+};
 
 /// A free slot: its first word links to the next free slot of its span.
 struct FreeSlot {
     next: *mut FreeSlot,
 }
 
-/// A span's header, at its start.
+/// A span's header, at its start. The invariants below are checked, for every span,
+/// by [`SizeClasses::check`]; the fast paths rely on those marked so, with a
+/// `debug_assert!`.
 #[repr(C)]
 struct Span {
-    /// The span's free slots (null when none).
+    /// The span's free slots (null when none). Every entry is a slot of this span below
+    /// `bump`, at most once, and the list has `capacity - used - never-used` entries.
     free: *mut FreeSlot,
     /// The next never-used slot: slots from here to the span's last have never been
-    /// handed out. One past the last slot when all have been.
+    /// handed out. One past the last slot when all have been:
+    /// `span + HEADER <= bump <= span + HEADER + capacity * slot_size(class)`, on a slot
+    /// boundary.
     bump: *mut u8,
-    /// Slots in use.
+    /// Slots in use: `used <= capacity` (relied on by `pop`, which never takes from a
+    /// full span, and `push`, which never frees into an empty one).
     used: u32,
-    /// The class, for the checks and `stats`.
+    /// The class, for the checks and `stats`: `class < CLASSES - 1`.
     class: u32,
-    /// Links of the class's list of spans with a free slot; both null when the span is
-    /// full (not in the list) or alone in it.
+    /// Slots in the span (`CAPACITY[class]`), here so the fast paths need no table.
+    capacity: u32,
+    /// Links of the class's list of spans with a free slot. A span is in the list if and
+    /// only if `0 < used < capacity` (an empty span is cached or gone back to the page
+    /// layer); both links are null when it is not, or when it is alone in it.
     next: *mut Span,
     prev: *mut Span,
 }
@@ -228,7 +257,7 @@ impl SizeClasses {
     }
 
     /// A slot from the class's first span with room: the fast path. `None` when the
-    /// class has no span with room ([`SizeClasses::refill`]).
+    /// class has no span with room ([`SizeClasses::refill_span`]).
     #[inline(always)]
     pub(crate) fn pop(&mut self, class: usize) -> Option<NonNull<u8>> {
         let span = self.avail[class];
@@ -236,9 +265,10 @@ impl SizeClasses {
             return None;
         }
         // SAFETY: a span in the list is a live span of this class: its header was
-        // written by `refill`, and it has a free or never-used slot (it leaves the list
+        // written by `refill_span`, and it has a free or never-used slot (it leaves the list
         // when its last slot is taken).
         unsafe {
+            debug_assert!((*span).used < (*span).capacity, "a full span in the list");
             let head = (*span).free;
             let slot = if head.is_null() {
                 let slot = (*span).bump;
@@ -249,7 +279,7 @@ impl SizeClasses {
                 head.cast()
             };
             (*span).used += 1;
-            if (*span).used == CAPACITY[class] {
+            if (*span).used == (*span).capacity {
                 self.unlink(class, span);
             }
             NonNull::new(slot)
@@ -273,10 +303,11 @@ impl SizeClasses {
         // SAFETY: the caller's contract: the slot is ours and free, in the span its
         // address masks to (spans are aligned to their size), whose header is live.
         unsafe {
+            debug_assert!((*span).used > 0, "a slot freed into an empty span");
             let slot = slot.cast::<FreeSlot>().as_ptr();
             slot.write(FreeSlot { next: (*span).free });
             (*span).free = slot;
-            if (*span).used == CAPACITY[class] {
+            if (*span).used == (*span).capacity {
                 // It was full, so in no list: it has room again.
                 self.link(class, span);
             }
@@ -310,50 +341,59 @@ impl SizeClasses {
         self.spans[class] -= 1;
         let start = memory.offset(span.cast()) / UNIT;
         let units = start..start + SPAN_UNITS[class] as usize;
-        pages.release(memory, units.clone());
+        // SAFETY: the span's units came from `pages`, and its last slot was just freed:
+        // nothing uses them.
+        unsafe { pages.release(memory, units.clone()) };
         Some(units)
     }
 
-    /// The slow path of an allocation in `class`: a new span from the page layer, whose
-    /// first slot is handed out. `None` when memory is exhausted.
-    pub(crate) fn refill<M: Memory>(
+    /// The slow path of an allocation in `class`: its cached span, or else a new span
+    /// from the page layer, goes in the class's list, where `pop` finds it. Returns the
+    /// span's start; `None` when memory is exhausted.
+    pub(crate) fn refill_span<M: Memory>(
         &mut self,
         memory: &M,
         pages: &mut PageMap,
         class: usize,
     ) -> Option<NonNull<u8>> {
         debug_assert!(self.avail[class].is_null());
-        let cached = self.cached[class];
-        if !cached.is_null() {
-            self.cached[class] = ptr::null_mut();
-            // SAFETY: the cached span is a live, empty span of this class, in no list:
-            // it has room, and it goes in the list before `pop` takes its first slot.
-            unsafe { self.link(class, cached) };
-            return self.pop(class);
-        }
-        let units = SPAN_UNITS[class] as usize;
-        let run = pages.alloc(memory, units, units)?;
-        let start = memory.ptr(run.start * UNIT);
-        let span = start.cast::<Span>();
-        let first = start.wrapping_add(HEADER);
-        let size = slot_size(class);
-        // SAFETY: the run is ours, `units` units long and aligned to its size (so to
-        // `Span`'s alignment); its header bytes are written before any other use.
-        unsafe {
-            span.write(Span {
-                free: ptr::null_mut(),
-                bump: first.wrapping_add(size),
-                used: 1,
-                class: class as u32,
-                next: ptr::null_mut(),
-                prev: ptr::null_mut(),
-            });
-            if CAPACITY[class] > 1 {
-                self.link(class, span);
+        let mut span = self.cached[class];
+        if span.is_null() {
+            let units = SPAN_UNITS[class] as usize;
+            let run = pages.alloc(memory, units, units)?;
+            span = memory.ptr(run.start * UNIT).cast::<Span>();
+            // SAFETY: the run is ours, `units` units long and aligned to its size (so to
+            // `Span`'s alignment); its header bytes are written before any other use.
+            unsafe {
+                span.write(Span {
+                    free: ptr::null_mut(),
+                    bump: span.cast::<u8>().wrapping_add(HEADER),
+                    used: 0,
+                    class: class as u32,
+                    capacity: ((units * UNIT - HEADER) / slot_size(class)) as u32,
+                    next: ptr::null_mut(),
+                    prev: ptr::null_mut(),
+                });
             }
+            self.spans[class] += 1;
+        } else {
+            self.cached[class] = ptr::null_mut();
         }
-        self.spans[class] += 1;
-        NonNull::new(first)
+        // SAFETY: a live span of this class with room, in no list.
+        unsafe { self.link(class, span) };
+        NonNull::new(span.cast())
+    }
+
+    /// [`SizeClasses::refill_span`], then a slot from it (the tests' slow path).
+    #[cfg(all(test, not(target_arch = "wasm32")))]
+    pub(crate) fn refill<M: Memory>(
+        &mut self,
+        memory: &M,
+        pages: &mut PageMap,
+        class: usize,
+    ) -> Option<NonNull<u8>> {
+        self.refill_span(memory, pages, class)?;
+        self.pop(class)
     }
 
     /// Puts `span` at the head of its class's list.
@@ -462,7 +502,7 @@ impl SizeClasses {
     /// `span` is the start of a live span.
     #[cfg(feature = "checked")]
     pub(crate) unsafe fn span_header(span: *mut u8) -> (usize, *mut u8) {
-        // SAFETY: the caller's contract: a header `refill` wrote.
+        // SAFETY: the caller's contract: a header `refill_span` wrote.
         let header = unsafe { &*span.cast::<Span>() };
         (header.class as usize, header.bump)
     }
@@ -526,11 +566,12 @@ impl SizeClasses {
             return Err("size classes: a span is misaligned or in units not handed out");
         }
         // SAFETY: the span is aligned and in units handed out (checked above): a live
-        // span whose header `refill` wrote.
+        // span whose header `refill_span` wrote.
         let header = unsafe { &*span };
         let slots = Self::slots_of(start, class);
         let bump = memory.offset(header.bump);
         if header.class as usize != class
+            || header.capacity != CAPACITY[class]
             || !(slots.start..=slots.end).contains(&bump)
             || (bump - slots.start) % size != 0
         {

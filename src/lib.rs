@@ -23,22 +23,22 @@ compile_error!(
 
 mod checked;
 mod class;
+mod global;
+mod heap;
 mod lock;
 mod memory;
 mod page;
 mod wasip2;
 
 use core::alloc::{GlobalAlloc, Layout};
-use core::ops::Range;
-use core::ptr::{self, NonNull};
 
 pub use class::{ClassStats, CLASSES};
 pub use memory::{Memory, Region, WasmMemory, PAGE_LIMIT, PAGE_SIZE};
 
-use checked::Checks;
-use class::{class_of, SizeClasses};
-use lock::Lock;
-use page::{align_in_units, units_for, PageMap, UNIT};
+use class::SizeClasses;
+use global::Locked;
+use heap::{ClassHeap, RunHeap};
+use page::{PageMap, UNIT};
 
 /// The allocator: size classes of 8 B to 14 KiB in spans that go back when they empty,
 /// over a bitmap of free 4 KiB units, over a [`Memory`] (by default wasm's memory 0).
@@ -51,15 +51,7 @@ use page::{align_in_units, units_for, PageMap, UNIT};
 /// # fn main() {}
 /// ```
 pub struct WasmAllocator<M: Memory = WasmMemory> {
-    state: Lock<State<M>>,
-}
-
-/// Everything behind the allocator's lock.
-struct State<M> {
-    memory: M,
-    pages: PageMap,
-    classes: SizeClasses,
-    checks: Checks,
+    heap: Locked<ClassHeap<M>>,
 }
 
 impl WasmAllocator<WasmMemory> {
@@ -141,14 +133,7 @@ impl Default for WasmAllocator<WasmMemory> {
 impl<M: Memory> WasmAllocator<M> {
     /// An allocator over any [`Memory`], such as a [`Region`] of memory the caller owns.
     pub const fn with_memory(memory: M) -> Self {
-        WasmAllocator {
-            state: Lock::new(State {
-                memory,
-                pages: PageMap::new(),
-                classes: SizeClasses::new(),
-                checks: Checks::new(),
-            }),
-        }
+        WasmAllocator { heap: Locked::new(ClassHeap::new(memory)) }
     }
 
     /// Where the memory went: bytes obtained from memory and free in the page layer,
@@ -157,7 +142,7 @@ impl<M: Memory> WasmAllocator<M> {
     /// (nothing is counted on the allocation fast path), so call it when you want to
     /// know, not in a loop.
     pub fn stats(&self) -> Stats {
-        self.state.with(|state| Stats::new(&state.pages, state.classes.stats()))
+        self.heap.with(|heap| Stats::new(&heap.runs.pages, heap.classes.stats()))
     }
 }
 
@@ -169,226 +154,11 @@ impl<M: Memory> WasmAllocator<M> {
     #[cfg(any(debug_assertions, test))]
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), &'static str> {
-        self.state.with(|state| {
-            state.pages.check(&state.memory)?;
-            state.classes.check(&state.memory, &state.pages)
+        self.heap.with(|heap| {
+            heap.runs.pages.check(&heap.runs.memory)?;
+            heap.classes.check(&heap.runs.memory, &heap.runs.pages)
         })
     }
-}
-
-impl<M: Memory> State<M> {
-    #[inline]
-    fn alloc(&mut self, layout: Layout) -> Option<Block> {
-        match class_of(layout.size(), layout.align()) {
-            Some(class) => {
-                if !self.checks.list_is_sound(&self.memory, &self.classes, class) {
-                    self.classes.forget_list(class);
-                }
-                let slot = match self.classes.pop(class) {
-                    Some(slot) => slot,
-                    None => self.refill(class)?,
-                };
-                Some(Block { ptr: slot, zeroed: false })
-            }
-            None => self.alloc_run(layout),
-        }
-    }
-
-    /// A run of units for a request no class serves. Out of line, so that the class
-    /// path stays small enough to inline into callers.
-    #[inline(never)]
-    fn alloc_run(&mut self, layout: Layout) -> Option<Block> {
-        self.start()?;
-        let block = alloc_run(&self.memory, &mut self.pages, layout)?;
-        self.checks.took_run(block.units(&self.memory, layout.size()));
-        Some(block)
-    }
-
-    #[cold]
-    fn refill(&mut self, class: usize) -> Option<NonNull<u8>> {
-        self.start()?;
-        let slot = self.classes.refill(&self.memory, &mut self.pages, class)?;
-        self.checks.took_span(&self.memory, slot, class);
-        Some(slot)
-    }
-
-    /// Every slow path starts here. The first time, the initial heap's whole units go to
-    /// the page layer, and the checked mode takes its tag pages. `None` when memory is
-    /// exhausted.
-    fn start(&mut self) -> Option<()> {
-        self.pages.claim_initial_heap(&self.memory);
-        self.checks.prepare(&self.memory, &mut self.pages).then_some(())
-    }
-
-    /// # Safety
-    /// `ptr` was allocated by this state with `layout` and is not used any more.
-    #[inline]
-    unsafe fn dealloc(&mut self, ptr: NonNull<u8>, layout: Layout) {
-        match class_of(layout.size(), layout.align()) {
-            Some(class) => {
-                if self.checks.may_free_slot(&self.memory, &self.classes, ptr, class) {
-                    self.checks.freed_slot(ptr, class);
-                    // SAFETY: the caller's contract: the slot came from this class.
-                    let released = unsafe { self.classes.push(&self.memory, &mut self.pages, class, ptr) };
-                    if let Some(units) = released {
-                        self.checks.freed_units(units);
-                    }
-                }
-            }
-            None => self.dealloc_run(ptr, layout),
-        }
-    }
-
-    /// Frees a run of units; out of line, as [`State::alloc_run`].
-    #[inline(never)]
-    fn dealloc_run(&mut self, ptr: NonNull<u8>, layout: Layout) {
-        if self.checks.may_free_run(&self.memory, ptr, units_for(layout.size())) {
-            let units = dealloc_run(&self.memory, &mut self.pages, ptr, layout.size());
-            self.checks.freed_units(units);
-        }
-    }
-
-    /// Resizes in place when the block need not move: the same class, or a run of
-    /// units the page layer can shrink or extend.
-    fn resize_in_place(&mut self, ptr: NonNull<u8>, layout: Layout, new_size: usize) -> bool {
-        match (class_of(layout.size(), layout.align()), class_of(new_size, layout.align())) {
-            (Some(old), new) => {
-                self.checks.may_free_slot(&self.memory, &self.classes, ptr, old) && new == Some(old)
-            }
-            (None, new) => {
-                let count = units_for(layout.size());
-                if !self.checks.may_free_run(&self.memory, ptr, count) {
-                    return false;
-                }
-                new.is_none()
-                    && resize_run(&self.memory, &mut self.pages, &mut self.checks, ptr, count, new_size)
-            }
-        }
-    }
-}
-
-/// A block handed out, and whether its bytes are known to be zero already.
-struct Block {
-    ptr: NonNull<u8>,
-    zeroed: bool,
-}
-
-impl Block {
-    /// The units of a run of `size` bytes.
-    fn units<M: Memory>(&self, memory: &M, size: usize) -> Range<usize> {
-        let start = memory.offset(self.ptr.as_ptr()) / UNIT;
-        start..start + units_for(size)
-    }
-}
-
-/// A run of units for a layout: the units it needs, aligned as it asks.
-fn alloc_run<M: Memory>(memory: &M, pages: &mut PageMap, layout: Layout) -> Option<Block> {
-    let run = pages.alloc(memory, units_for(layout.size()), align_in_units(layout.align()))?;
-    let ptr = NonNull::new(memory.ptr(run.start * UNIT))?;
-    Some(Block { ptr, zeroed: run.zeroed })
-}
-
-/// Frees the run of a block of `size` bytes; returns its units.
-fn dealloc_run<M: Memory>(memory: &M, pages: &mut PageMap, ptr: NonNull<u8>, size: usize) -> Range<usize> {
-    let start = memory.offset(ptr.as_ptr()) / UNIT;
-    let units = start..start + units_for(size);
-    pages.release(memory, units.clone());
-    units
-}
-
-/// Resizes the run at `ptr` from `old` units to fit `new_size` bytes, in place.
-fn resize_run<M: Memory>(
-    memory: &M,
-    pages: &mut PageMap,
-    checks: &mut Checks,
-    ptr: NonNull<u8>,
-    old: usize,
-    new_size: usize,
-) -> bool {
-    let start = memory.offset(ptr.as_ptr()) / UNIT;
-    let new = units_for(new_size);
-    if !pages.resize(memory, start, old, new) {
-        return false;
-    }
-    checks.freed_units(start..start + old);
-    checks.took_run(start..start + new);
-    true
-}
-
-/// Allocation through the trait: nulls for failure, and the copy fallback of `realloc`
-/// outside the lock, so other threads are not held up by a large copy.
-macro_rules! global_alloc_via_state {
-    (inherent) => {
-        /// Allocates under the lock; reports what the checked mode found (a write after
-        /// free) once the lock is released.
-        #[inline(always)]
-        fn alloc_block(&self, layout: Layout) -> Option<Block> {
-            let (block, misuse) = self.state.with(|state| (state.alloc(layout), state.checks.take_misuse()));
-            if let Some(misuse) = misuse {
-                checked::report(misuse, "alloc", None, layout);
-            }
-            block
-        }
-    };
-    () => {
-        #[inline]
-        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-            self.alloc_block(layout).map_or(ptr::null_mut(), |block| block.ptr.as_ptr())
-        }
-
-        #[inline]
-        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-            let Some(block) = self.alloc_block(layout) else {
-                return ptr::null_mut();
-            };
-            if !block.zeroed {
-                // SAFETY: the block was just allocated with at least `layout.size()` bytes.
-                unsafe { block.ptr.as_ptr().write_bytes(0, layout.size()) };
-            }
-            block.ptr.as_ptr()
-        }
-
-        #[inline]
-        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-            let Some(block) = NonNull::new(ptr) else { return };
-            let misuse = self.state.with(|state| {
-                // SAFETY: the trait's contract: `ptr` came from this allocator with `layout`.
-                unsafe { state.dealloc(block, layout) };
-                state.checks.take_misuse()
-            });
-            if let Some(misuse) = misuse {
-                checked::report(misuse, "dealloc", Some(ptr.addr()), layout);
-            }
-        }
-
-        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-            let (Some(old), Ok(new_layout)) =
-                (NonNull::new(ptr), Layout::from_size_align(new_size, layout.align()))
-            else {
-                return ptr::null_mut();
-            };
-            let (in_place, misuse) = self
-                .state
-                .with(|state| (state.resize_in_place(old, layout, new_size), state.checks.take_misuse()));
-            if let Some(misuse) = misuse {
-                checked::report(misuse, "realloc", Some(ptr.addr()), layout);
-            }
-            if in_place {
-                return ptr;
-            }
-            // SAFETY: `new_layout` is a valid layout of non-zero size (the trait's
-            // contract for `realloc`).
-            let new = unsafe { self.alloc(new_layout) };
-            if !new.is_null() {
-                // SAFETY: both blocks are live, distinct, and at least this long.
-                unsafe { ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size)) };
-                // SAFETY: the caller's contract: `ptr` is live with `layout`; the bytes
-                // were copied and the old block is not used again.
-                unsafe { self.dealloc(ptr, layout) };
-            }
-            new
-        }
-    };
 }
 
 // SAFETY: blocks come from the size classes (slots at least the layout's size, aligned to
@@ -398,11 +168,27 @@ macro_rules! global_alloc_via_state {
 // bitmap and free lists never hand out a block twice; every access to the state holds the
 // lock.
 unsafe impl<M: Memory + Send> GlobalAlloc for WasmAllocator<M> {
-    global_alloc_via_state!();
-}
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        self.heap.alloc(layout)
+    }
 
-impl<M: Memory> WasmAllocator<M> {
-    global_alloc_via_state!(inherent);
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        self.heap.alloc_zeroed(layout)
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the trait's contract is the caller's.
+        unsafe { self.heap.dealloc(ptr, layout) }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the trait's contract is the caller's.
+        unsafe { self.heap.realloc(ptr, layout, new_size) }
+    }
 }
 
 /// Where memory went: see [`WasmAllocator::stats`] and [`PageAllocator::stats`].
@@ -457,13 +243,7 @@ impl Stats {
 /// # fn main() {}
 /// ```
 pub struct PageAllocator<M: Memory = WasmMemory> {
-    state: Lock<PageState<M>>,
-}
-
-struct PageState<M> {
-    memory: M,
-    pages: PageMap,
-    checks: Checks,
+    heap: Locked<RunHeap<M>>,
 }
 
 impl PageAllocator<WasmMemory> {
@@ -499,7 +279,7 @@ impl Default for PageAllocator<WasmMemory> {
 impl<M: Memory> PageAllocator<M> {
     /// A page allocator over any [`Memory`].
     pub const fn with_memory(memory: M) -> Self {
-        PageAllocator { state: Lock::new(PageState { memory, pages: PageMap::new(), checks: Checks::new() }) }
+        PageAllocator { heap: Locked::new(RunHeap::new(memory)) }
     }
 }
 
@@ -507,7 +287,7 @@ impl<M: Memory> PageAllocator<M> {
     /// Where the memory went: see [`WasmAllocator::stats`]. Every block is a run of
     /// units, so the classes hold nothing.
     pub fn stats(&self) -> Stats {
-        self.state.with(|state| Stats::new(&state.pages, SizeClasses::empty_stats()))
+        self.heap.with(|heap| Stats::new(&heap.pages, SizeClasses::empty_stats()))
     }
 
     /// Debug builds only, for tests and fuzzers: checks the page map's invariants (see
@@ -515,45 +295,34 @@ impl<M: Memory> PageAllocator<M> {
     #[cfg(any(debug_assertions, test))]
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), &'static str> {
-        self.state.with(|state| state.pages.check(&state.memory))
-    }
-}
-
-impl<M: Memory> PageState<M> {
-    fn alloc(&mut self, layout: Layout) -> Option<Block> {
-        self.pages.claim_initial_heap(&self.memory);
-        if !self.checks.prepare(&self.memory, &mut self.pages) {
-            return None;
-        }
-        let block = alloc_run(&self.memory, &mut self.pages, layout)?;
-        self.checks.took_run(block.units(&self.memory, layout.size()));
-        Some(block)
-    }
-
-    /// # Safety
-    /// `ptr` was allocated by this state with `layout` and is not used any more.
-    unsafe fn dealloc(&mut self, ptr: NonNull<u8>, layout: Layout) {
-        if self.checks.may_free_run(&self.memory, ptr, units_for(layout.size())) {
-            let units = dealloc_run(&self.memory, &mut self.pages, ptr, layout.size());
-            self.checks.freed_units(units);
-        }
-    }
-
-    fn resize_in_place(&mut self, ptr: NonNull<u8>, layout: Layout, new_size: usize) -> bool {
-        let count = units_for(layout.size());
-        self.checks.may_free_run(&self.memory, ptr, count)
-            && resize_run(&self.memory, &mut self.pages, &mut self.checks, ptr, count, new_size)
+        self.heap.with(|heap| heap.pages.check(&heap.memory))
     }
 }
 
 // SAFETY: every block is `units_for(size)` whole units from the bitmap, 4 KiB aligned and
 // aligned to the layout's alignment in units; every access to the state holds the lock.
 unsafe impl<M: Memory + Send> GlobalAlloc for PageAllocator<M> {
-    global_alloc_via_state!();
-}
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        self.heap.alloc(layout)
+    }
 
-impl<M: Memory> PageAllocator<M> {
-    global_alloc_via_state!(inherent);
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        self.heap.alloc_zeroed(layout)
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the trait's contract is the caller's.
+        unsafe { self.heap.dealloc(ptr, layout) }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the trait's contract is the caller's.
+        unsafe { self.heap.realloc(ptr, layout, new_size) }
+    }
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]

@@ -98,13 +98,14 @@ struct Alignment {
 
 impl Alignment {
     fn new<M: Memory>(memory: &M, units: usize) -> Self {
-        Alignment { units, phase: memory.ptr(0).addr() / UNIT % units }
+        Alignment { units, phase: (memory.ptr(0).addr() / UNIT) & (units - 1) }
     }
 
     /// The first unit index at or after `unit` whose address is aligned.
     #[inline]
     fn next_from(self, unit: usize) -> Option<usize> {
-        Some(unit.checked_add(self.phase)?.checked_next_multiple_of(self.units)? - self.phase)
+        let mask = self.units - 1;
+        Some((unit.checked_add(self.phase)?.checked_add(mask)? & !mask) - self.phase)
     }
 }
 
@@ -142,8 +143,6 @@ pub(crate) struct PageMap {
     /// Every unit of ours at or above this index has never been handed out, so it is
     /// still zero from `grow` (or from the initial heap).
     fresh_from: usize,
-    /// Whether the initial heap has been claimed (it is claimed once, on first use).
-    started: bool,
     /// `grow` calls made: a counter for [`crate::Stats`], touched only when growing.
     grow_calls: usize,
     /// Pages obtained from memory (growth and the initial heap's whole units, in
@@ -162,27 +161,24 @@ impl PageMap {
             extended: core::ptr::null_mut(),
             top: 0,
             fresh_from: 0,
-            started: false,
             grow_calls: 0,
             units_obtained: 0,
         }
     }
 
-    /// Claims the memory's initial heap the first time it is called: its whole units
-    /// become free units (the bytes before the first unit boundary, less than 4 KiB, stay
-    /// unused). Afterwards, and when the memory has no initial heap, it does nothing.
+    /// Claims the memory's initial heap, if it still has one: its whole units become free
+    /// units (the bytes before the first unit boundary, less than 4 KiB, stay unused).
+    /// [`Memory::take_initial_heap`] returns it at most once, so afterwards this does
+    /// nothing.
     pub(crate) fn claim_initial_heap<M: Memory>(&mut self, memory: &M) {
-        if self.started {
-            return;
-        }
-        self.started = true;
         let Some(heap) = memory.take_initial_heap() else {
             return;
         };
         let first = heap.start.div_ceil(UNIT);
         let end = (heap.end / UNIT).max(first);
         self.units_obtained += end - first;
-        self.release(memory, first..end);
+        // SAFETY: the memory's contract: the initial heap is ours alone, and unused.
+        unsafe { self.release(memory, first..end) };
     }
 
     /// Hands out `count` units aligned to `align` units (a power of two): the first free
@@ -214,7 +210,12 @@ impl PageMap {
     /// again. Growth that crosses the conventional bitmap grows [`EXTENDED_PAGES`] extra
     /// for this; if a range has fewer units above it (memory other code grew in
     /// between), those units are not recorded: lost, but never handed out twice.
-    pub(crate) fn release<M: Memory>(&mut self, memory: &M, units: Range<usize>) {
+    ///
+    /// # Safety
+    /// The units are ours (handed out by this map, or obtained from `memory` for it) and
+    /// nothing uses them any more: they will be handed out again, and may be written
+    /// here (the extended bitmap).
+    pub(crate) unsafe fn release<M: Memory>(&mut self, memory: &M, units: Range<usize>) {
         let mut end = units.end.min(UNIT_LIMIT);
         if units.start >= end {
             return;
@@ -243,9 +244,20 @@ impl PageMap {
     /// Resizes the run at `start` from `old` to `new` units without moving it: shrinking
     /// frees the tail; growing claims the following units when they are free, growing
     /// memory when the run reaches the top of memory. `false` when it cannot.
-    pub(crate) fn resize<M: Memory>(&mut self, memory: &M, start: usize, old: usize, new: usize) -> bool {
+    ///
+    /// # Safety
+    /// `start..start + old` is a run this map handed out; when it shrinks, nothing uses
+    /// its units past `start + new` any more.
+    pub(crate) unsafe fn resize<M: Memory>(
+        &mut self,
+        memory: &M,
+        start: usize,
+        old: usize,
+        new: usize,
+    ) -> bool {
         if new <= old {
-            self.release(memory, start + new..start + old);
+            // SAFETY: the caller's contract: the tail is ours and unused.
+            unsafe { self.release(memory, start + new..start + old) };
             return true;
         }
         let (tail, end) = (start + old, start.saturating_add(new));
@@ -414,7 +426,8 @@ impl PageMap {
         self.grow_calls += 1;
         self.units_obtained += delta * UNITS_PER_PAGE;
         let units = old * UNITS_PER_PAGE..(old + delta).min(PAGE_LIMIT) * UNITS_PER_PAGE;
-        self.release(memory, units);
+        // SAFETY: `grow` returned these pages to us alone (the memory's contract).
+        unsafe { self.release(memory, units) };
         Some(old == expected)
     }
 

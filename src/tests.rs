@@ -102,7 +102,7 @@ struct ModelRun {
 /// requests failed for lack of memory.
 fn model_test(seed: u64, run: &ModelRun) -> usize {
     let alloc = allocator(run.pages);
-    let region = alloc.state.with(|s| s.memory.addresses());
+    let region = alloc.heap.with(|h| h.runs.memory.addresses());
     let mut rng = Rng::new(seed);
     let mut shadow = ShadowHeap::default();
     let mut live: Vec<Block> = Vec::new();
@@ -445,7 +445,7 @@ fn the_initial_heap_is_used_before_memory_grows() {
     while used < PAGE_SIZE {
         // SAFETY: non-zero size; never freed (the allocator is dropped with its region).
         let ptr = unsafe { alloc.alloc(layout) };
-        assert!(alloc.state.with(|s| s.memory.offset(ptr)) >= heap_start);
+        assert!(alloc.heap.with(|h| h.runs.memory.offset(ptr)) >= heap_start);
         used += layout.size();
     }
     let stats = alloc.stats();

@@ -44,8 +44,18 @@ impl Checks {
     ) -> bool {
         true
     }
+    /// # Safety
+    /// None here; see the checked mode's.
     #[inline(always)]
-    pub(crate) fn freed_slot(&mut self, _: NonNull<u8>, _: usize) {}
+    pub(crate) unsafe fn free_slot<M: Memory>(
+        &mut self,
+        _: &M,
+        _: &SizeClasses,
+        _: NonNull<u8>,
+        _: usize,
+    ) -> bool {
+        true
+    }
     #[inline(always)]
     pub(crate) fn took_run(&mut self, _: Range<usize>) {}
     #[inline(always)]

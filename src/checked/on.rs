@@ -87,10 +87,9 @@ impl Checks {
         true
     }
 
-    /// A class took a span (new, or its cached one again), and `slot` from it.
-    pub(crate) fn took_span<M: Memory>(&mut self, memory: &M, slot: NonNull<u8>, class: usize) {
-        let span_bytes = SizeClasses::span_units(class) * UNIT;
-        let start = memory.offset(slot.as_ptr()).wrapping_sub(slot.as_ptr().addr() % span_bytes) / UNIT;
+    /// A class took the span that starts at `span` (new, or its cached one again).
+    pub(crate) fn took_span<M: Memory>(&mut self, memory: &M, span: NonNull<u8>, class: usize) {
+        let start = memory.offset(span.as_ptr()) / UNIT;
         self.tag(start..start + SizeClasses::span_units(class), SPAN);
     }
 
@@ -127,12 +126,28 @@ impl Checks {
         true
     }
 
-    /// A slot is about to go back to its span: poison all but its link.
-    pub(crate) fn freed_slot(&mut self, slot: NonNull<u8>, class: usize) {
+    /// Before a slot goes back to its span: [`Checks::may_free_slot`], and if it may,
+    /// the slot is poisoned (all but its link), so a later write to it shows.
+    ///
+    /// # Safety
+    /// If `slot` passes the check, it is a slot of `class` that nothing uses any more
+    /// (the caller's `dealloc` contract: the check cannot tell a live slot from a free
+    /// one that left the double-free window).
+    pub(crate) unsafe fn free_slot<M: Memory>(
+        &mut self,
+        memory: &M,
+        classes: &SizeClasses,
+        slot: NonNull<u8>,
+        class: usize,
+    ) -> bool {
+        if !self.may_free_slot(memory, classes, slot, class) {
+            return false;
+        }
         let link = size_of::<*mut u8>();
-        // SAFETY: the slot is ours and no longer in use, `slot_size(class)` >= `link`
-        // bytes long.
+        // SAFETY: a slot of `class`, ours and unused (the caller's contract), at least
+        // `slot_size(class)` >= `link` bytes long.
         unsafe { slot.as_ptr().add(link).write_bytes(POISON, slot_size(class) - link) };
+        true
     }
 
     /// A run of units was handed out.

@@ -266,7 +266,7 @@ fn slots_from_the_initial_heap_are_not_reported() {
     assert!(alloc.stats().classes.iter().any(|c| c.held_bytes > 0));
     // SAFETY: a non-zero size; freed at once.
     let p = unsafe { alloc.alloc(layout(8, 8)) };
-    let offset = alloc.state.with(|s| s.memory.offset(p));
+    let offset = alloc.heap.with(|h| h.runs.memory.offset(p));
     assert!((HEAP_START..INITIAL_PAGES * PAGE_SIZE).contains(&offset), "from the initial heap: {offset:#x}");
     assert_eq!(alloc.stats().grow_calls, 0);
     // SAFETY: just allocated with this layout.
@@ -293,7 +293,7 @@ fn a_pointer_into_the_static_data_below_the_initial_heap_is_caught() {
     // SAFETY: deliberately broken: a pointer below the initial heap, in its page.
     let message = report_of(|| unsafe {
         let p = alloc.alloc(layout(8, 8));
-        let statics = alloc.state.with(|s| s.memory.ptr(HEAP_START - 64));
+        let statics = alloc.heap.with(|h| h.runs.memory.ptr(HEAP_START - 64));
         alloc.dealloc(p, layout(8, 8));
         alloc.dealloc(statics, layout(8, 8));
     });

@@ -22,8 +22,18 @@ fn alloc(map: &mut PageMap, memory: &impl Memory, count: usize, align: usize) ->
 
 /// Releases units and checks the invariants afterwards.
 fn release(map: &mut PageMap, memory: &impl Memory, units: Range<usize>) {
-    map.release(memory, units);
+    // SAFETY: the tests release only units they took from `map` (or, where a test
+    // says so, units beyond the region, which the map must ignore), and never read or
+    // write them afterwards.
+    unsafe { map.release(memory, units) };
     assert_sound(map, memory);
+}
+
+/// Resizes a run in place.
+fn resize(map: &mut PageMap, memory: &impl Memory, start: usize, old: usize, new: usize) -> bool {
+    // SAFETY: the tests resize only runs they took from `map` and still hold, and never
+    // use a shrunk tail again.
+    unsafe { map.resize(memory, start, old, new) }
 }
 
 #[test]
@@ -253,8 +263,8 @@ fn impossible_sizes_and_alignments_fail_without_overflow() {
     assert!(map.alloc(&memory, 1, 1 << (usize::BITS - 1)).is_none());
     assert!(map.alloc(&memory, usize::MAX / 2, 1 << (usize::BITS - 2)).is_none());
     assert_eq!(memory.size(), 0);
-    assert!(!map.resize(&memory, 0, 1, usize::MAX));
-    assert!(!map.resize(&memory, 0, 1, UNIT_LIMIT + 1));
+    assert!(!resize(&mut map, &memory, 0, 1, usize::MAX));
+    assert!(!resize(&mut map, &memory, 0, 1, UNIT_LIMIT + 1));
     assert_eq!((memory.size(), map.free_units(), map.growth()), (0, 0, (0, 0)));
     assert_sound(&map, &memory);
 }
@@ -264,21 +274,21 @@ fn shrink_and_grow_in_place() {
     let memory = OwnedRegion::new(64);
     let mut map = PageMap::new();
     let block = alloc(&mut map, &memory, 4, 1);
-    assert!(map.resize(&memory, block, 4, 2));
+    assert!(resize(&mut map, &memory, block, 4, 2));
     assert_sound(&map, &memory);
     assert!(map.is_free(2) && map.is_free(3));
     // Units 2..16 are free and reach the top: 20 units grow memory by 1 page.
-    assert!(map.resize(&memory, block, 2, 20));
+    assert!(resize(&mut map, &memory, block, 2, 20));
     assert_sound(&map, &memory);
     assert_eq!((memory.size(), map.free_units()), (2, 12));
     // A neighbour blocks growth; the top is not reachable.
     let next = alloc(&mut map, &memory, 1, 1);
     assert_eq!(next, 20);
-    assert!(!map.resize(&memory, block, 20, 21));
+    assert!(!resize(&mut map, &memory, block, 20, 21));
     // Freeing the neighbour lets it grow over it, and up to the top without growing.
     release(&mut map, &memory, next..next + 1);
-    assert!(map.resize(&memory, block, 20, 21));
-    assert!(map.resize(&memory, block, 21, 2 * P));
+    assert!(resize(&mut map, &memory, block, 20, 21));
+    assert!(resize(&mut map, &memory, block, 21, 2 * P));
     assert_sound(&map, &memory);
     assert_eq!((memory.size(), map.free_units()), (2, 0));
 
@@ -286,8 +296,8 @@ fn shrink_and_grow_in_place() {
     let memory = OwnedRegion::new(2);
     let mut map = PageMap::new();
     let block = alloc(&mut map, &memory, P, 1);
-    assert!(map.resize(&memory, block, P, 2 * P));
-    assert!(!map.resize(&memory, block, 2 * P, 2 * P + 1));
+    assert!(resize(&mut map, &memory, block, P, 2 * P));
+    assert!(!resize(&mut map, &memory, block, 2 * P, 2 * P + 1));
     assert_eq!((memory.size(), map.free_units(), map.growth()), (2, 0, (2, 2 * P)));
     assert_sound(&map, &memory);
 }
@@ -307,7 +317,7 @@ fn grown_units_are_zeroed_recycled_ones_are_not() {
     // Units 4..20: the rest of page 0 and a new page.
     let run = map.alloc(&memory, P, 1).unwrap();
     assert_eq!((run.start, run.zeroed), (4, true));
-    assert!(map.resize(&memory, 4, P, 1));
+    assert!(resize(&mut map, &memory, 4, P, 1));
     assert!(!map.alloc(&memory, 1, 1).unwrap().zeroed, "unit 5, freed by shrinking");
     assert_sound(&map, &memory);
 }
@@ -371,13 +381,15 @@ fn random_runs_never_overlap_and_zeroed_runs_are_zero() {
             2 if !live.is_empty() => {
                 let (start, count) = live.swap_remove(rng.below(live.len()));
                 owned[start..start + count].fill(false);
-                map.release(&memory, start..start + count);
+                // SAFETY: a run this test took and no longer uses.
+                unsafe { map.release(&memory, start..start + count) };
             }
             3 if !live.is_empty() => {
                 let i = rng.below(live.len());
                 let (start, old) = live[i];
                 let new = count(&mut rng);
-                if map.resize(&memory, start, old, new) {
+                // SAFETY: a live run this test took; a shrunk tail is not used again.
+                if resize(&mut map, &memory, start, old, new) {
                     if new > old {
                         take(&mut owned, start + old..start + new);
                         fill(start + old..start + new);
@@ -657,7 +669,8 @@ fn the_extended_bitmap_never_lies_in_a_run_near_the_limit() {
 fn units_past_the_limit_are_ignored() {
     let memory = OwnedRegion::new(4);
     let mut map = PageMap::new();
-    map.release(&memory, UNIT_LIMIT..usize::MAX);
+    // SAFETY: units beyond the limit, which the map ignores.
+    unsafe { map.release(&memory, UNIT_LIMIT..usize::MAX) };
     assert_eq!(map.free_units(), 0);
     assert!(map.extended_bitmap().is_null());
     assert_sound(&map, &memory);

@@ -1,0 +1,187 @@
+//! The two heaps behind the allocators' lock. [`RunHeap`] is the page layer as a heap:
+//! every block is a run of whole 4 KiB units ([`crate::PageAllocator`]). [`ClassHeap`]
+//! serves small blocks from size classes and hands the rest to a `RunHeap`
+//! ([`crate::WasmAllocator`]). Both call the checked mode's hooks, which compile to
+//! nothing without the `checked` feature: one before a block is taken back (it may stop
+//! the operation), one after anything changed hands.
+
+use core::alloc::Layout;
+use core::ptr::NonNull;
+
+use crate::checked::{Checks, Misuse};
+use crate::class::{class_of, SizeClasses};
+use crate::global::{Block, Heap};
+use crate::memory::Memory;
+use crate::page::{align_in_units, units_for, PageMap, UNIT};
+
+/// Every block a run of whole units from the page layer.
+pub(crate) struct RunHeap<M> {
+    pub(crate) memory: M,
+    pub(crate) pages: PageMap,
+    pub(crate) checks: Checks,
+}
+
+impl<M: Memory> RunHeap<M> {
+    pub(crate) const fn new(memory: M) -> Self {
+        RunHeap { memory, pages: PageMap::new(), checks: Checks::new() }
+    }
+
+    /// Every slow path starts here. The first time, the initial heap's whole units go to
+    /// the page layer, and the checked mode takes its tag pages. `None` when memory is
+    /// exhausted.
+    pub(crate) fn start(&mut self) -> Option<()> {
+        self.pages.claim_initial_heap(&self.memory);
+        self.checks.prepare(&self.memory, &mut self.pages).then_some(())
+    }
+
+    /// The unit a block starts in.
+    fn unit_of(&self, ptr: NonNull<u8>) -> usize {
+        self.memory.offset(ptr.as_ptr()) / UNIT
+    }
+
+    /// Resizes the run at `ptr` from `old` units to fit `new_size` bytes, in place.
+    ///
+    /// # Safety
+    /// `ptr` starts a live run of `old` units that this heap handed out; if it shrinks,
+    /// the bytes past `new_size` rounded up to a unit are not used any more.
+    unsafe fn resize_run(&mut self, ptr: NonNull<u8>, old: usize, new_size: usize) -> bool {
+        let start = self.unit_of(ptr);
+        let new = units_for(new_size);
+        // SAFETY: the caller's contract.
+        if !unsafe { self.pages.resize(&self.memory, start, old, new) } {
+            return false;
+        }
+        self.checks.freed_units(start..start + old);
+        self.checks.took_run(start..start + new);
+        true
+    }
+}
+
+impl<M: Memory> Heap for RunHeap<M> {
+    fn alloc(&mut self, layout: Layout) -> Option<Block> {
+        self.start()?;
+        let count = units_for(layout.size());
+        let run = self.pages.alloc(&self.memory, count, align_in_units(layout.align()))?;
+        let ptr = NonNull::new(self.memory.ptr(run.start * UNIT))?;
+        self.checks.took_run(run.start..run.start + count);
+        Some(Block { ptr, zeroed: run.zeroed })
+    }
+
+    unsafe fn dealloc(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        let count = units_for(layout.size());
+        if self.checks.may_free_run(&self.memory, ptr, count) {
+            let units = self.unit_of(ptr)..self.unit_of(ptr) + count;
+            // SAFETY: the caller's contract: the run's units are not used any more.
+            unsafe { self.pages.release(&self.memory, units.clone()) };
+            self.checks.freed_units(units);
+        }
+    }
+
+    unsafe fn resize_in_place(&mut self, ptr: NonNull<u8>, layout: Layout, new_size: usize) -> bool {
+        let count = units_for(layout.size());
+        // SAFETY: the caller's contract: a live run of `count` units.
+        self.checks.may_free_run(&self.memory, ptr, count) && unsafe { self.resize_run(ptr, count, new_size) }
+    }
+
+    fn take_misuse(&mut self) -> Option<Misuse> {
+        self.checks.take_misuse()
+    }
+}
+
+/// Size classes for blocks up to 14 KiB aligned to at most 64 bytes, runs for the rest.
+pub(crate) struct ClassHeap<M> {
+    pub(crate) runs: RunHeap<M>,
+    pub(crate) classes: SizeClasses,
+}
+
+impl<M: Memory> ClassHeap<M> {
+    pub(crate) const fn new(memory: M) -> Self {
+        ClassHeap { runs: RunHeap::new(memory), classes: SizeClasses::new() }
+    }
+
+    /// A run for a request no class serves. Out of line, so that the class path stays
+    /// small enough to inline into its callers.
+    #[inline(never)]
+    fn alloc_run(&mut self, layout: Layout) -> Option<Block> {
+        self.runs.alloc(layout)
+    }
+
+    /// Frees a run; out of line, as [`ClassHeap::alloc_run`].
+    ///
+    /// # Safety
+    /// As [`Heap::dealloc`].
+    #[inline(never)]
+    unsafe fn dealloc_run(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's contract.
+        unsafe { self.runs.dealloc(ptr, layout) }
+    }
+
+    /// `class`'s list is empty: its cached span or a new one goes in it.
+    #[cold]
+    fn refill(&mut self, class: usize) -> Option<()> {
+        let runs = &mut self.runs;
+        runs.start()?;
+        let span = self.classes.refill_span(&runs.memory, &mut runs.pages, class)?;
+        runs.checks.took_span(&runs.memory, span, class);
+        Some(())
+    }
+}
+
+impl<M: Memory> Heap for ClassHeap<M> {
+    #[inline]
+    fn alloc(&mut self, layout: Layout) -> Option<Block> {
+        let Some(class) = class_of(layout.size(), layout.align()) else {
+            return self.alloc_run(layout);
+        };
+        if !self.runs.checks.list_is_sound(&self.runs.memory, &self.classes, class) {
+            self.classes.forget_list(class);
+        }
+        let slot = loop {
+            if let Some(slot) = self.classes.pop(class) {
+                break slot;
+            }
+            self.refill(class)?;
+        };
+        Some(Block { ptr: slot, zeroed: false })
+    }
+
+    #[inline]
+    unsafe fn dealloc(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        let Some(class) = class_of(layout.size(), layout.align()) else {
+            // SAFETY: the caller's contract.
+            return unsafe { self.dealloc_run(ptr, layout) };
+        };
+        let runs = &mut self.runs;
+        // SAFETY: the caller's contract: `ptr` is a slot of `class` (the layout gives the
+        // class) that is not used any more.
+        if !unsafe { runs.checks.free_slot(&runs.memory, &self.classes, ptr, class) } {
+            return;
+        }
+        // SAFETY: as above.
+        if let Some(units) = unsafe { self.classes.push(&runs.memory, &mut runs.pages, class, ptr) } {
+            runs.checks.freed_units(units);
+        }
+    }
+
+    /// In place when the block need not move: the same class, or a run that stays a run
+    /// and that the page layer can shrink or extend.
+    unsafe fn resize_in_place(&mut self, ptr: NonNull<u8>, layout: Layout, new_size: usize) -> bool {
+        let runs = &mut self.runs;
+        match (class_of(layout.size(), layout.align()), class_of(new_size, layout.align())) {
+            (Some(old), new) => {
+                runs.checks.may_free_slot(&runs.memory, &self.classes, ptr, old) && new == Some(old)
+            }
+            (None, new) => {
+                let count = units_for(layout.size());
+                // SAFETY: the caller's contract: a live run of `count` units.
+                runs.checks.may_free_run(&runs.memory, ptr, count)
+                    && new.is_none()
+                    && unsafe { runs.resize_run(ptr, count, new_size) }
+            }
+        }
+    }
+
+    fn take_misuse(&mut self) -> Option<Misuse> {
+        self.runs.checks.take_misuse()
+    }
+}
