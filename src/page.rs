@@ -264,7 +264,7 @@ impl PageMap {
         if end > UNIT_LIMIT {
             return false;
         }
-        let used = self.find(tail, end, false);
+        let used = self.first_used(tail, end);
         if used < end {
             // The units after the block are not all free: grow memory if the free ones
             // reach its top.
@@ -436,17 +436,14 @@ impl PageMap {
     fn find_free_run(&self, count: usize, align: Alignment) -> Option<usize> {
         let mut from = 0;
         loop {
-            let free = self.find(from, self.top, true);
-            if free == self.top {
-                return None;
-            }
+            let free = self.next_free(from)?;
             let start = align.next_from(free)?;
             if start != free {
                 from = start;
                 continue;
             }
             let end = start.checked_add(count).filter(|&end| end <= self.top)?;
-            let used = self.find(start, end, false);
+            let used = self.first_used(start, end);
             if used == end {
                 return Some(start);
             }
@@ -454,16 +451,29 @@ impl PageMap {
         }
     }
 
-    /// The first unit in `from..limit` that is free (`free`) or not free (`!free`), or
-    /// `limit` when there is none: a word at a time.
-    fn find(&self, from: usize, limit: usize, free: bool) -> usize {
-        if from >= limit {
-            return limit;
+    /// The first free unit at or after `from`.
+    fn next_free(&self, from: usize) -> Option<usize> {
+        if from >= self.top {
+            return None;
         }
-        // Searching for a used unit is searching the inverted bits for a free one.
-        let flip = if free { 0 } else { u64::MAX };
         let mut w = from / WORD_BITS;
-        let mut bits = (self.word(w) ^ flip) & (u64::MAX << (from % WORD_BITS));
+        let mut bits = self.word(w) & (u64::MAX << (from % WORD_BITS));
+        loop {
+            if bits != 0 {
+                return Some(w * WORD_BITS + bits.trailing_zeros() as usize);
+            }
+            w += 1;
+            if w * WORD_BITS >= self.top {
+                return None;
+            }
+            bits = self.word(w);
+        }
+    }
+
+    /// The first unit in `from..limit` that is not free, or `limit`.
+    fn first_used(&self, from: usize, limit: usize) -> usize {
+        let mut w = from / WORD_BITS;
+        let mut bits = !self.word(w) & (u64::MAX << (from % WORD_BITS));
         loop {
             if bits != 0 {
                 return (w * WORD_BITS + bits.trailing_zeros() as usize).min(limit);
@@ -472,7 +482,7 @@ impl PageMap {
             if w * WORD_BITS >= limit {
                 return limit;
             }
-            bits = self.word(w) ^ flip;
+            bits = !self.word(w);
         }
     }
 
