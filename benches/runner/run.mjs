@@ -499,8 +499,37 @@ const statRows = wa ? WORKLOADS.map((w) => {
     c.bytes ? String(c.bytes / 65536) : '-'];
 }) : [];
 
+// At a glance (the README's summary): per allocator, the geometric means of its time and
+// peak-memory ratios to dlmalloc (over the timed workloads it did not fail, and for peak
+// memory the footprint too), its highest peak ratio, heap efficiency, footprint ratio and
+// code size after wasm-opt minus the bump probe.
+const geomean = (xs) => (xs.length ? Math.exp(xs.reduce((s, x) => s + Math.log(x), 0) / xs.length) : null);
+const glanceRows = names.filter((a) => a !== 'bump').map((a) => {
+  const ok = (w) => !cell[key(w.id, a)].fail && !cell[key(w.id, BASE)].fail;
+  const timed = TIMED.filter(ok);
+  const failed = TIMED.length - timed.length;
+  const t = geomean(timed.map((w) => med(cell[key(w.id, a)]) / med(cell[key(w.id, BASE)])));
+  const peaks = [...TIMED, ...ONCE].filter(ok).map((w) => [w.id, cell[key(w.id, a)].bytes / cell[key(w.id, BASE)].bytes]);
+  const highest = peaks.reduce((m, p) => (m && m[1] >= p[1] ? m : p), null);
+  const eff = WORKLOADS.filter((w) => w.eff).map((w) => cell[key(w.id, a)]).find((c) => !c.fail);
+  const fp = ONCE.filter(ok).map((w) => cell[key(w.id, a)].bytes / cell[key(w.id, BASE)].bytes)[0];
+  const s = sizeOf(a);
+  const code = s.opt_bytes != null && bumpSize.opt_bytes != null ? String(s.opt_bytes - bumpSize.opt_bytes)
+    : s.error || bumpSize.error ? '-' : `${s.bytes - bumpSize.bytes} (no wasm-opt)`;
+  return [a,
+    t == null ? '-' : `${t.toFixed(2)}x` + (failed ? ` (${failed} failed)` : ''),
+    peaks.length ? `${geomean(peaks.map((p) => p[1])).toFixed(2)}x` : '-',
+    highest ? `${highest[1].toFixed(2)}x (${highest[0]})` : '-',
+    eff ? `${eff.eff.toFixed(1)} %` : '-',
+    fp == null ? '-' : `${fp.toFixed(2)}x`,
+    code];
+});
+const glance = table(`At a glance: ratios to dlmalloc, geometric means over the workloads (time: the ${TIMED.length} timed ones, of those that did not fail; peak memory: the same and the footprint)`,
+  'allocator', glanceRows, ['time', 'peak memory', 'highest peak', 'heap efficiency', 'footprint', 'code (B, -Oz - bump)']);
+
 const out = [
   ...header, '',
+  glance, '',
   table('Time: median, and ratio to dlmalloc (lower is better)', 'workload', [...timeRows, ...raRow], names), '',
   table('Peak memory: MiB of wasm memory at the end (lower is better)', 'workload', memRows, names), '',
   ...(effRows.length ? [table("Heap efficiency: bytes in use at the first failure / heap (talc's definition; higher is better)", 'workload', effRows, names), ''] : []),
