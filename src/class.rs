@@ -84,8 +84,8 @@ const RUN_FROM: usize = 14 * 1024;
 
 /// The fewest slots a span should hold: every span a class takes or gives back is a
 /// trip to the page layer, so a span of 3 slots (1280 B in one unit) would make every
-/// third allocation a slow one. Measured: 8 keeps the random-actions workload's slow
-/// paths rare without taking 64 KiB for a single 2 KiB block.
+/// third allocation a slow one. 8 keeps slow paths rare without taking 64 KiB for a
+/// single 2 KiB block.
 const MIN_SLOTS: usize = 8;
 
 /// The largest span: 16 units (64 KiB), for slots of 4 KiB and more.
@@ -93,9 +93,8 @@ const MAX_SPAN_UNITS: usize = 16;
 
 /// The largest span a class keeps cached when it empties: 4 units. A bigger span holds
 /// slots of 2 KiB and more, whose class gives spans back rarely enough that a trip to
-/// the page layer costs little, while caching 32 or 64 KiB per class costs a lot: on the
-/// random-actions workload (simulated on the host) it took the peak from 1.66x to 1.76x
-/// the bytes in use.
+/// the page layer costs little, while caching 32 or 64 KiB per class costs a lot of
+/// peak memory.
 const CACHED_SPAN_MAX: usize = 4;
 
 /// The smallest span of 1, 2, 4, 8 or 16 units that holds [`MIN_SLOTS`] slots of

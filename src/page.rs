@@ -71,9 +71,8 @@ pub(crate) fn align_in_units(align: usize) -> usize {
 /// new `ArrayBuffer` for the memory each time, and once memory is large that can set
 /// off a full garbage collection. So memory grows ahead by an eighth of its size, up to
 /// 4 MiB at a time, and the extra pages wait in the bitmap. An eighth bounds what
-/// growing ahead adds to peak memory to 12.5%, and 4 MiB bounds it in big heaps; the
-/// README's growth table shows the measured trade-off (`GROW_AHEAD_MAX` = 256 pages was
-/// no faster and took up to 9% more memory).
+/// growing ahead adds to peak memory to 12.5%, and 4 MiB bounds it in big heaps
+/// (benches/README.md, "Growing ahead", has the sweep that chose them).
 const GROW_AHEAD_SHIFT: u32 = 3;
 
 /// The most pages grown ahead at once (4 MiB).
