@@ -116,14 +116,14 @@ impl<M: Memory> ClassHeap<M> {
         unsafe { self.runs.dealloc(ptr, layout) }
     }
 
-    /// `class`'s list is empty: its cached span or a new one goes in it.
+    /// `class`'s list is empty: its cached span or a new one goes in it, and gives a slot.
     #[cold]
-    fn refill(&mut self, class: usize) -> Option<()> {
+    fn refill(&mut self, class: usize) -> Option<NonNull<u8>> {
         let runs = &mut self.runs;
         runs.start()?;
         let span = self.classes.refill_span(&runs.memory, &mut runs.pages, class)?;
         runs.checks.took_span(&runs.memory, span, class);
-        Some(())
+        self.classes.pop(class)
     }
 }
 
@@ -136,11 +136,9 @@ impl<M: Memory> Heap for ClassHeap<M> {
         if !self.runs.checks.list_is_sound(&self.runs.memory, &self.classes, class) {
             self.classes.forget_list(class);
         }
-        let slot = loop {
-            if let Some(slot) = self.classes.pop(class) {
-                break slot;
-            }
-            self.refill(class)?;
+        let slot = match self.classes.pop(class) {
+            Some(slot) => slot,
+            None => self.refill(class)?,
         };
         Some(Block { ptr: slot, zeroed: false })
     }
