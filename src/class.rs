@@ -119,17 +119,24 @@ const fn span_units_for(size: usize) -> u8 {
     MAX_SPAN_UNITS as u8
 }
 
-/// Slots in a span of each class.
+/// Slots in a span of `class` (a span class): what follows the header, in whole slots.
+#[inline]
+const fn capacity(class: usize) -> u32 {
+    ((span_bytes(class) - HEADER) / slot_size(class)) as u32
+}
+
+/// Slots in a span of each class, for the checks and `stats` (the fast paths read a
+/// span's own `capacity`, so that this table stays out of the allocation code).
 const CAPACITY: [u32; CLASSES] = {
-    let mut capacity = [0u32; CLASSES];
+    let mut table = [0u32; CLASSES];
     let mut class = 0;
     while class < CLASSES {
         if SPAN_UNITS[class] != 0 {
-            capacity[class] = ((span_bytes(class) - HEADER) / slot_size(class)) as u32;
+            table[class] = capacity(class);
         }
         class += 1;
     }
-    capacity
+    table
 };
 
 /// The bytes of a span of class `class`.
@@ -264,8 +271,8 @@ impl SizeClasses {
             return None;
         }
         // SAFETY: a span in the list is a live span of this class: its header was
-        // written by `refill_span`, and it has a free or never-used slot (it leaves the list
-        // when its last slot is taken).
+        // written by `refill_span`, and it has a free or never-used slot (it leaves the
+        // list when its last slot is taken).
         unsafe {
             debug_assert!((*span).used < (*span).capacity, "a full span in the list");
             let head = (*span).free;
@@ -369,7 +376,7 @@ impl SizeClasses {
                     bump: span.cast::<u8>().wrapping_add(HEADER),
                     used: 0,
                     class: class as u32,
-                    capacity: ((units * UNIT - HEADER) / slot_size(class)) as u32,
+                    capacity: capacity(class),
                     next: ptr::null_mut(),
                     prev: ptr::null_mut(),
                 });
@@ -598,12 +605,12 @@ impl SizeClasses {
         Ok(header.used)
     }
 
-    /// What each class holds and how much of it is in use (walks the lists).
     /// Each class's stats when it holds no span (a page allocator's).
     pub(crate) fn empty_stats() -> [ClassStats; CLASSES] {
         core::array::from_fn(|class| ClassStats { slot_size: slot_size(class), ..ClassStats::default() })
     }
 
+    /// What each class holds and how much of it is in use (walks the lists).
     pub(crate) fn stats(&self) -> [ClassStats; CLASSES] {
         core::array::from_fn(|class| {
             let mut free_slots = 0;

@@ -70,7 +70,8 @@ impl<M: Memory> Heap for RunHeap<M> {
     unsafe fn dealloc(&mut self, ptr: NonNull<u8>, layout: Layout) {
         let count = units_for(layout.size());
         if self.checks.may_free_run(&self.memory, ptr, count) {
-            let units = self.unit_of(ptr)..self.unit_of(ptr) + count;
+            let start = self.unit_of(ptr);
+            let units = start..start + count;
             // SAFETY: the caller's contract: the run's units are not used any more.
             unsafe { self.pages.release(&self.memory, units.clone()) };
             self.checks.freed_units(units);

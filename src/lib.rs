@@ -142,7 +142,9 @@ impl<M: Memory> WasmAllocator<M> {
     /// (nothing is counted on the allocation fast path), so call it when you want to
     /// know, not in a loop.
     pub fn stats(&self) -> Stats {
-        self.heap.with(|heap| Stats::new(&heap.runs.pages, heap.classes.stats()))
+        let (pages, classes) =
+            self.heap.with(|heap| (PageFigures::of(&heap.runs.pages), heap.classes.stats()));
+        Stats::new(pages, classes)
     }
 }
 
@@ -214,11 +216,26 @@ pub struct Stats {
     pub classes: [ClassStats; CLASSES],
 }
 
-impl Stats {
-    fn new(pages: &PageMap, classes: [ClassStats; CLASSES]) -> Stats {
+/// The page layer's counts, read under the lock; [`Stats::new`] does the arithmetic after
+/// it is released, so a broken invariant cannot make it overflow under the lock.
+struct PageFigures {
+    grow_calls: usize,
+    units_obtained: usize,
+    units_free: usize,
+}
+
+impl PageFigures {
+    fn of(pages: &PageMap) -> Self {
         let (grow_calls, units_obtained) = pages.growth();
+        PageFigures { grow_calls, units_obtained, units_free: pages.free_units() }
+    }
+}
+
+impl Stats {
+    fn new(pages: PageFigures, classes: [ClassStats; CLASSES]) -> Stats {
+        let PageFigures { grow_calls, units_obtained, units_free } = pages;
         let obtained_bytes = units_obtained * UNIT;
-        let free_bytes = pages.free_units() * UNIT;
+        let free_bytes = units_free * UNIT;
         // Units neither free nor in a span are runs (or the page layer's own).
         let (held, used) = classes.iter().fold((0, 0), |(h, u), c| (h + c.held_bytes, u + c.used_bytes));
         Stats {
@@ -287,7 +304,7 @@ impl<M: Memory> PageAllocator<M> {
     /// Where the memory went: see [`WasmAllocator::stats`]. Every block is a run of
     /// units, so the classes hold nothing.
     pub fn stats(&self) -> Stats {
-        self.heap.with(|heap| Stats::new(&heap.pages, SizeClasses::empty_stats()))
+        Stats::new(self.heap.with(|heap| PageFigures::of(&heap.pages)), SizeClasses::empty_stats())
     }
 
     /// Debug builds only, for tests and fuzzers: checks the page map's invariants (see

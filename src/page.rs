@@ -144,8 +144,8 @@ pub(crate) struct PageMap {
     fresh_from: usize,
     /// `grow` calls made: a counter for [`crate::Stats`], touched only when growing.
     grow_calls: usize,
-    /// Pages obtained from memory (growth and the initial heap's whole units, in
-    /// sixteenths), for [`crate::Stats`], in units.
+    /// Units obtained from memory (the pages grown, and the initial heap's whole units),
+    /// for [`crate::Stats`].
     units_obtained: usize,
 }
 

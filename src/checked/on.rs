@@ -233,11 +233,11 @@ impl Checks {
 }
 
 /// Whether every byte of a free slot after its link still holds the poison that
-/// [`Checks::freed_slot`] wrote. Only for free slots: their bytes are the allocator's.
+/// [`Checks::free_slot`] wrote. Only for free slots: their bytes are the allocator's.
 fn poison_intact(slot: NonNull<u8>, class: usize) -> bool {
     let link = size_of::<*mut u8>();
     // SAFETY: the slot is free, ours and `slot_size(class)` bytes long, and every byte
-    // after its link was written by `freed_slot`; only read here.
+    // after its link was written by `free_slot`; only read here.
     let bytes = unsafe { core::slice::from_raw_parts(slot.as_ptr().add(link), slot_size(class) - link) };
     bytes.iter().all(|&b| b == POISON)
 }
