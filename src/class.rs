@@ -366,8 +366,7 @@ impl SizeClasses {
         let mut span = self.cached[class];
         if span.is_null() {
             let units = SPAN_UNITS[class] as usize;
-            let run = pages.alloc(memory, units, units)?;
-            span = memory.ptr(run.start * UNIT).cast::<Span>();
+            span = pages.alloc(memory, units, units)?.as_ptr().cast::<Span>();
             // SAFETY: the run is ours, `units` units long and aligned to its size (so to
             // `Span`'s alignment); its header bytes are written before any other use.
             unsafe {

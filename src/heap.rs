@@ -61,10 +61,11 @@ impl<M: Memory> Heap for RunHeap<M> {
     fn alloc(&mut self, layout: Layout) -> Option<Block> {
         self.start()?;
         let count = units_for(layout.size());
-        let run = self.pages.alloc(&self.memory, count, align_in_units(layout.align()))?;
-        let ptr = NonNull::new(self.memory.ptr(run.start * UNIT))?;
-        self.checks.took_run(run.start..run.start + count);
-        Some(Block { ptr, zeroed: run.zeroed })
+        let fresh = self.pages.fresh_from();
+        let ptr = self.pages.alloc(&self.memory, count, align_in_units(layout.align()))?;
+        let start = self.unit_of(ptr);
+        self.checks.took_run(start..start + count);
+        Some(Block { ptr, zeroed: start >= fresh })
     }
 
     unsafe fn dealloc(&mut self, ptr: NonNull<u8>, layout: Layout) {

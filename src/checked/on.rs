@@ -53,10 +53,10 @@ impl Checks {
         if !self.tags.is_null() {
             return true;
         }
-        let Some(run) = pages.alloc(memory, TAG_PAGES * UNITS_PER_PAGE, 1) else {
+        let Some(tags) = pages.alloc(memory, TAG_PAGES * UNITS_PER_PAGE, 1) else {
             return false;
         };
-        self.tags = memory.ptr(run.start * UNIT);
+        self.tags = tags.as_ptr();
         // SAFETY: the units were just handed out to us, `TAG_PAGES` pages of them.
         unsafe { self.tags.write_bytes(0, TAG_PAGES * PAGE_SIZE) };
         true

@@ -13,9 +13,26 @@ fn assert_sound(map: &PageMap, memory: &impl Memory) {
     }
 }
 
+/// A run handed out, as the tests look at it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Run {
+    /// Its first unit.
+    start: usize,
+    /// Whether it starts at or above `fresh_from` as read before the call.
+    zeroed: bool,
+}
+
+/// [`PageMap::alloc`], with the run's first unit and whether it is still zero.
+fn hand_out(map: &mut PageMap, memory: &impl Memory, count: usize, align: usize) -> Option<Run> {
+    let fresh = map.fresh_from();
+    let ptr = map.alloc(memory, count, align)?;
+    let start = memory.offset(ptr.as_ptr()) / UNIT;
+    Some(Run { start, zeroed: start >= fresh })
+}
+
 /// Allocates a run that must succeed and checks the invariants afterwards.
 fn alloc(map: &mut PageMap, memory: &impl Memory, count: usize, align: usize) -> usize {
-    let start = map.alloc(memory, count, align).expect("units").start;
+    let start = hand_out(map, memory, count, align).expect("units").start;
     assert_sound(map, memory);
     start
 }
@@ -137,7 +154,7 @@ fn memory_grows_ahead_by_an_eighth_and_keeps_the_rest_free() {
     assert_eq!(alloc(&mut map, &memory, 1, 1), 64 * P);
     assert_eq!((memory.size(), map.free_units()), (73, 9 * P - 1), "1 page + 64/8 ahead");
     for unit in 64 * P + 1..73 * P {
-        assert_eq!(map.alloc(&memory, 1, 1).map(|run| run.start), Some(unit));
+        assert_eq!(hand_out(&mut map, &memory, 1, 1).map(|run| run.start), Some(unit));
     }
     assert_sound(&map, &memory);
     assert_eq!((memory.size(), map.growth().0), (73, 2), "served by the pages grown ahead");
@@ -212,7 +229,7 @@ fn units_of_pages_other_code_grew_are_never_used() {
         release(&mut map, &memory, unit..unit + 1);
     }
     assert!(!memory.foreign_pages.borrow().is_empty());
-    while let Some(run) = map.alloc(&memory, 1, 1) {
+    while let Some(run) = hand_out(&mut map, &memory, 1, 1) {
         assert!(!foreign(run.start), "unit {} belongs to someone else", run.start);
         if memory.size() > 40 {
             break;
@@ -245,8 +262,8 @@ fn out_of_memory_changes_nothing() {
     let memory = OwnedRegion::new(4);
     let mut map = PageMap::new();
     assert_eq!(alloc(&mut map, &memory, 1, 1), 0);
-    assert!(map.alloc(&memory, 4 * P, 1).is_none());
-    assert!(map.alloc(&memory, 1, 4 * P).is_none(), "aligned to 4 pages needs page 4");
+    assert!(hand_out(&mut map, &memory, 4 * P, 1).is_none());
+    assert!(hand_out(&mut map, &memory, 1, 4 * P).is_none(), "aligned to 4 pages needs page 4");
     assert_eq!((memory.size(), map.free_units(), map.growth()), (1, P - 1, (1, P)));
     assert_sound(&map, &memory);
     assert_eq!(alloc(&mut map, &memory, 4 * P - 1, 1), 1);
@@ -257,11 +274,11 @@ fn out_of_memory_changes_nothing() {
 fn impossible_sizes_and_alignments_fail_without_overflow() {
     let memory = OwnedRegion::new(4);
     let mut map = PageMap::new();
-    assert!(map.alloc(&memory, UNIT_LIMIT + 1, 1).is_none());
-    assert!(map.alloc(&memory, UNIT_LIMIT, 1).is_none());
-    assert!(map.alloc(&memory, usize::MAX, 1).is_none());
-    assert!(map.alloc(&memory, 1, 1 << (usize::BITS - 1)).is_none());
-    assert!(map.alloc(&memory, usize::MAX / 2, 1 << (usize::BITS - 2)).is_none());
+    assert!(hand_out(&mut map, &memory, UNIT_LIMIT + 1, 1).is_none());
+    assert!(hand_out(&mut map, &memory, UNIT_LIMIT, 1).is_none());
+    assert!(hand_out(&mut map, &memory, usize::MAX, 1).is_none());
+    assert!(hand_out(&mut map, &memory, 1, 1 << (usize::BITS - 1)).is_none());
+    assert!(hand_out(&mut map, &memory, usize::MAX / 2, 1 << (usize::BITS - 2)).is_none());
     assert_eq!(memory.size(), 0);
     assert!(!resize(&mut map, &memory, 0, 1, usize::MAX));
     assert!(!resize(&mut map, &memory, 0, 1, UNIT_LIMIT + 1));
@@ -306,19 +323,19 @@ fn shrink_and_grow_in_place() {
 fn grown_units_are_zeroed_recycled_ones_are_not() {
     let memory = OwnedRegion::new(8);
     let mut map = PageMap::new();
-    let run = map.alloc(&memory, 2, 1).unwrap();
+    let run = hand_out(&mut map, &memory, 2, 1).unwrap();
     assert!(run.zeroed);
     release(&mut map, &memory, run.start..run.start + 2);
-    assert!(!map.alloc(&memory, 1, 1).unwrap().zeroed);
+    assert!(!hand_out(&mut map, &memory, 1, 1).unwrap().zeroed);
     // Unit 1 was handed out before; unit 2 is fresh. Together they are not zero.
-    assert!(!map.alloc(&memory, 2, 1).unwrap().zeroed);
+    assert!(!hand_out(&mut map, &memory, 2, 1).unwrap().zeroed);
     // Unit 3, never handed out, in the page grown for the first run.
-    assert!(map.alloc(&memory, 1, 1).unwrap().zeroed);
+    assert!(hand_out(&mut map, &memory, 1, 1).unwrap().zeroed);
     // Units 4..20: the rest of page 0 and a new page.
-    let run = map.alloc(&memory, P, 1).unwrap();
+    let run = hand_out(&mut map, &memory, P, 1).unwrap();
     assert_eq!((run.start, run.zeroed), (4, true));
     assert!(resize(&mut map, &memory, 4, P, 1));
-    assert!(!map.alloc(&memory, 1, 1).unwrap().zeroed, "unit 5, freed by shrinking");
+    assert!(!hand_out(&mut map, &memory, 1, 1).unwrap().zeroed, "unit 5, freed by shrinking");
     assert_sound(&map, &memory);
 }
 
@@ -353,7 +370,7 @@ fn random_runs_never_overlap_and_zeroed_runs_are_zero() {
         match rng.below(4) {
             0 | 1 => {
                 let (count, align) = (count(&mut rng), 1 << rng.below(7));
-                if let Some(run) = map.alloc(&memory, count, align) {
+                if let Some(run) = hand_out(&mut map, &memory, count, align) {
                     let units = run.start..run.start + count;
                     assert_eq!(run.start % align, 0);
                     assert!(units.end <= memory.size() * P);
@@ -421,7 +438,7 @@ fn the_initial_heap_is_used_before_growing() {
     assert_eq!(map.free_units(), whole, "claimed once");
     // Unit 24 holds the heap's first bytes but not all of its own: never used.
     assert!(!map.is_free(24) && map.is_free(25));
-    let first = map.alloc(&memory, 1, 1).unwrap();
+    let first = hand_out(&mut map, &memory, 1, 1).unwrap();
     assert_eq!(first, Run { start: 25, zeroed: true });
     for unit in 26..3 * P {
         assert_eq!(alloc(&mut map, &memory, 1, 1), unit);
@@ -476,7 +493,7 @@ fn the_extended_bitmap_is_taken_once_and_never_handed_out() {
     assert_eq!(alloc(&mut map, &memory, 1, 1), stolen.end);
     release(&mut map, &memory, 0..big);
     let mut seen = std::vec::Vec::new();
-    while let Some(run) = map.alloc(&memory, 1, 1) {
+    while let Some(run) = hand_out(&mut map, &memory, 1, 1) {
         seen.push(run.start);
     }
     assert_sound(&map, &memory);
@@ -526,7 +543,7 @@ fn growth_that_crosses_the_conventional_bitmap_grows_the_extended_bitmap() {
     assert_eq!(map.growth(), (2, memory.size() * P));
     // Take every unit until memory is exhausted: never the bitmap's.
     let mut seen = 0;
-    while let Some(run) = map.alloc(&memory, 1, 1) {
+    while let Some(run) = hand_out(&mut map, &memory, 1, 1) {
         assert!(!stolen.contains(&run.start), "unit {} is the extended bitmap", run.start);
         seen += 1;
     }
@@ -558,7 +575,7 @@ fn the_extended_bitmap_is_grown_only_past_the_conventional_bitmap() {
     // When memory cannot grow the bitmap's pages, the run fails and nothing changes.
     let memory = OwnedRegion::new(CONVENTIONAL_UNITS / P + 1);
     let mut map = PageMap::new();
-    assert!(map.alloc(&memory, CONVENTIONAL_UNITS + 1, 1).is_none());
+    assert!(hand_out(&mut map, &memory, CONVENTIONAL_UNITS + 1, 1).is_none());
     assert_eq!((memory.size(), map.growth()), (0, (0, 0)));
     assert_sound(&map, &memory);
 }
@@ -600,7 +617,7 @@ fn too_few_units_above_the_conventional_bitmap_are_lost_not_handed_out() {
     let stolen = (initial + 65) * P..(initial + 67) * P;
     assert_eq!(map.extended_bitmap(), memory.ptr(stolen.start * UNIT).cast());
     let mut seen = 0;
-    while let Some(run) = map.alloc(&memory, 1, 1) {
+    while let Some(run) = hand_out(&mut map, &memory, 1, 1) {
         assert!(run.start > initial * P && !stolen.contains(&run.start), "unit {}", run.start);
         seen += 1;
     }
@@ -647,7 +664,7 @@ fn the_extended_bitmap_never_lies_in_a_run_near_the_limit() {
         let first = PAGE_LIMIT - 10;
         let memory = HighMemory { window: OwnedRegion::new(11), first };
         let mut map = PageMap::new();
-        let run = map.alloc(&memory, count, 1);
+        let run = hand_out(&mut map, &memory, count, 1);
         assert_sound(&map, &memory);
         let bitmap = map.extended_bitmap();
         if let Some(run) = run {
