@@ -101,23 +101,6 @@ impl<M: Memory> ClassHeap<M> {
         ClassHeap { runs: RunHeap::new(memory), classes: SizeClasses::new() }
     }
 
-    /// A run for a request no class serves. Out of line, so that the class path stays
-    /// small enough to inline into its callers.
-    #[inline(never)]
-    fn alloc_run(&mut self, layout: Layout) -> Option<Block> {
-        self.runs.alloc(layout)
-    }
-
-    /// Frees a run; out of line, as [`ClassHeap::alloc_run`].
-    ///
-    /// # Safety
-    /// As [`Heap::dealloc`].
-    #[inline(never)]
-    unsafe fn dealloc_run(&mut self, ptr: NonNull<u8>, layout: Layout) {
-        // SAFETY: the caller's contract.
-        unsafe { self.runs.dealloc(ptr, layout) }
-    }
-
     /// `class`'s list is empty: its cached span or a new one goes in it, and gives a slot.
     #[cold]
     fn refill(&mut self, class: usize) -> Option<NonNull<u8>> {
@@ -133,7 +116,7 @@ impl<M: Memory> Heap for ClassHeap<M> {
     #[inline]
     fn alloc(&mut self, layout: Layout) -> Option<Block> {
         let Some(class) = class_of(layout.size(), layout.align()) else {
-            return self.alloc_run(layout);
+            return self.runs.alloc(layout);
         };
         if !self.runs.checks.list_is_sound(&self.runs.memory, &self.classes, class) {
             self.classes.forget_list(class);
@@ -149,7 +132,7 @@ impl<M: Memory> Heap for ClassHeap<M> {
     unsafe fn dealloc(&mut self, ptr: NonNull<u8>, layout: Layout) {
         let Some(class) = class_of(layout.size(), layout.align()) else {
             // SAFETY: the caller's contract.
-            return unsafe { self.dealloc_run(ptr, layout) };
+            return unsafe { self.runs.dealloc(ptr, layout) };
         };
         let runs = &mut self.runs;
         // SAFETY: the caller's contract: `ptr` is a slot of `class` (the layout gives the
