@@ -109,17 +109,6 @@ impl Alignment {
     }
 }
 
-/// The result of growing memory for a request.
-enum Growth {
-    /// Memory grew; the request is served at this unit.
-    Served(usize),
-    /// Memory grew, but other code had grown it since we looked: the new pages are ours
-    /// and free, but they do not extend the run at the top. Search again.
-    Raced,
-    /// Memory cannot grow that far.
-    Failed,
-}
-
 /// The unit bitmap and what the page layer knows about memory.
 #[derive(Debug)]
 pub(crate) struct PageMap {
@@ -186,19 +175,14 @@ impl PageMap {
         }
         let align = Alignment::new(memory, align);
         loop {
-            let start = match self.find_free_run(count, align) {
-                Some(start) => {
-                    self.mark(start..start + count, false);
-                    start
-                }
-                None => match self.grow_for(memory, count, align) {
-                    Growth::Served(start) => start,
-                    Growth::Raced => continue,
-                    Growth::Failed => return None,
-                },
-            };
-            self.hand_out(start..start + count);
-            return NonNull::new(memory.ptr(start * UNIT));
+            if let Some(start) = self.find_free_run(count, align) {
+                self.mark(start..start + count, false);
+                self.hand_out(start..start + count);
+                return NonNull::new(memory.ptr(start * UNIT));
+            }
+            // Memory grew: the search now finds the run at its top (or, if other code
+            // grew memory in between, whatever fits in the pages we got).
+            self.grow_for(memory, count, align)?;
         }
     }
 
@@ -365,30 +349,19 @@ impl PageMap {
     }
 
     /// Grows memory for a request no free run could serve: the free run that ends at the
-    /// top of memory (if any) is extended by only the missing pages.
-    fn grow_for<M: Memory>(&mut self, memory: &M, count: usize, align: Alignment) -> Growth {
+    /// top of memory (if any) is extended by only the missing pages. `None` when memory
+    /// cannot grow that far.
+    fn grow_for<M: Memory>(&mut self, memory: &M, count: usize, align: Alignment) -> Option<()> {
         let size = memory.size();
         let top = size * UNITS_PER_PAGE;
-        let run_start = self.free_run_ending_at(top);
-        let Some(start) = align.next_from(run_start) else {
-            return Growth::Failed;
-        };
-        let end = match start.checked_add(count) {
-            Some(end) if end <= UNIT_LIMIT => end,
-            _ => return Growth::Failed,
-        };
+        let end = align.next_from(self.free_run_ending_at(top))?.checked_add(count)?;
+        if end > UNIT_LIMIT {
+            return None;
+        }
         // No free run fits below the top, so the request ends above it.
         debug_assert!(end > top);
-        let needed = end.saturating_sub(top).div_ceil(UNITS_PER_PAGE);
-        match self.grow_memory(memory, size, needed) {
-            Some(true) => {}
-            Some(false) => return Growth::Raced,
-            None => return Growth::Failed,
-        }
-        // `grow_memory` marked every grown unit free: the block takes its own, and the
-        // alignment padding below it stays free for later.
-        self.mark(start..end, false);
-        Growth::Served(start)
+        self.grow_memory(memory, size, end.saturating_sub(top).div_ceil(UNITS_PER_PAGE))?;
+        Some(())
     }
 
     /// Grows memory by `needed` pages, plus [`grow_ahead`] more when memory allows, plus
