@@ -248,19 +248,21 @@ impl PageMap {
         if end > UNIT_LIMIT {
             return false;
         }
-        let used = self.first_used(tail, end.min(self.top));
-        if used < end {
+        loop {
+            let used = self.first_used(tail, end.min(self.top));
+            if used == end {
+                break;
+            }
             // The units after the block are not all free: grow memory if the free ones
-            // reach its top.
+            // reach its top, then look again. The second look ends here unless the grown
+            // pages follow the block (not when other code grew memory in between) and
+            // the extended bitmap took none of those it needs.
             let size = memory.size();
-            if used != size * UNITS_PER_PAGE {
+            if used != size * UNITS_PER_PAGE
+                || self.grow_memory(memory, size, (end - used).div_ceil(UNITS_PER_PAGE)).is_none()
+            {
                 return false;
             }
-            let needed = (end - used).div_ceil(UNITS_PER_PAGE);
-            if self.grow_memory(memory, size, needed) != Some(true) {
-                return false;
-            }
-            // `grow_memory` marked every grown unit free; the block takes what it needs.
         }
         self.mark(tail..end, false);
         self.hand_out(tail..end);
@@ -360,44 +362,30 @@ impl PageMap {
         }
         // No free run fits below the top, so the request ends above it.
         debug_assert!(end > top);
-        self.grow_memory(memory, size, end.saturating_sub(top).div_ceil(UNITS_PER_PAGE))?;
-        Some(())
+        self.grow_memory(memory, size, end.saturating_sub(top).div_ceil(UNITS_PER_PAGE))
     }
 
-    /// Grows memory by `needed` pages, plus [`grow_ahead`] more when memory allows, plus
-    /// the extended bitmap's pages when the growth crosses the conventional bitmap: every
-    /// unit beyond the needed pages is marked free, and so are the needed pages' units;
-    /// the caller marks what it takes. `Some(true)` when the needed pages landed at
-    /// `expected` (the size we saw), `None` when memory cannot grow by `needed` (with the
-    /// bitmap's pages, when they are grown: they must fit below [`PAGE_LIMIT`]). If other
-    /// code grew memory in between, the pages we got are still ours: they are marked
-    /// free, and this returns `Some(false)`.
-    fn grow_memory<M: Memory>(&mut self, memory: &M, expected: usize, needed: usize) -> Option<bool> {
-        let ahead = grow_ahead(expected);
-        let reach = expected.saturating_add(needed).saturating_add(ahead);
-        let bitmap = if self.extended.is_null() && reach.saturating_mul(UNITS_PER_PAGE) > CONVENTIONAL_UNITS {
-            EXTENDED_PAGES
-        } else {
-            0
+    /// Grows memory by `needed` pages, plus [`grow_ahead`] more when memory allows, and
+    /// marks every grown unit free (the caller takes its own). While there is no extended
+    /// bitmap, growth that reaches past the conventional bitmap grows [`EXTENDED_PAGES`]
+    /// more, at the top, which [`PageMap::release`] gives to it; so does the growth
+    /// without the pages ahead when those could not be had.
+    ///
+    /// `None` when memory cannot grow by `needed`. The pages grown need not be where the
+    /// caller wants them: other code may have grown memory since it looked at the size
+    /// `expected` (the pages we got are still ours, and marked free), and the extended
+    /// bitmap may take some. So callers look for their units again.
+    fn grow_memory<M: Memory>(&mut self, memory: &M, expected: usize, needed: usize) -> Option<()> {
+        let with_bitmap = |pages: usize| {
+            let crosses = expected.saturating_add(pages).saturating_mul(UNITS_PER_PAGE) > CONVENTIONAL_UNITS;
+            pages.saturating_add(if self.extended.is_null() && crosses { EXTENDED_PAGES } else { 0 })
         };
-        let wanted = needed.checked_add(bitmap)?;
-        // The bitmap's pages must lie above the needed ones and below `PAGE_LIMIT`:
-        // `release` ignores units from `PAGE_LIMIT` on, so it would take the bitmap from
-        // the last units below it, inside the request.
-        if bitmap > 0 && expected.saturating_add(wanted) > PAGE_LIMIT {
-            return None;
-        }
-        let ahead = ahead.min(PAGE_LIMIT.saturating_sub(expected.saturating_add(wanted)));
-        let (old, delta) = match memory.grow(wanted + ahead) {
-            Some(old) => (old, wanted + ahead),
+        let ahead = grow_ahead(expected).min(PAGE_LIMIT.saturating_sub(expected.saturating_add(needed)));
+        let wanted = with_bitmap(needed + ahead);
+        let (old, delta) = match memory.grow(wanted) {
+            Some(old) => (old, wanted),
             None if ahead > 0 => {
-                // Without the pages ahead, the bitmap's pages are grown only when the needed
-                // pages cross the conventional bitmap themselves: else the request would
-                // fail for pages it does not need, or growth would end a page above it,
-                // too few units for the bitmap, and that page would be lost.
-                let crosses =
-                    expected.saturating_add(needed).saturating_mul(UNITS_PER_PAGE) > CONVENTIONAL_UNITS;
-                let wanted = if crosses { wanted } else { needed };
+                let wanted = with_bitmap(needed);
                 (memory.grow(wanted)?, wanted)
             }
             None => return None,
@@ -407,7 +395,7 @@ impl PageMap {
         let units = old * UNITS_PER_PAGE..(old + delta).min(PAGE_LIMIT) * UNITS_PER_PAGE;
         // SAFETY: `grow` returned these pages to us alone (the memory's contract).
         unsafe { self.release(memory, units) };
-        Some(old == expected)
+        Some(())
     }
 
     /// The first unit of the first free run of `count` units whose start is a multiple

@@ -406,31 +406,22 @@ impl Model {
         ok
     }
 
-    /// Grows memory by `needed` pages, plus the pages grown ahead and the extended
-    /// bitmap's; every grown unit is marked free. `false` when memory cannot grow.
+    /// Grows memory by `needed` pages, plus the pages grown ahead when the cap allows, and
+    /// (while there is no extended bitmap) 2 more when that growth reaches past 128 MiB;
+    /// every grown unit is marked free. `false` when memory cannot grow.
     fn grow_memory(&mut self, needed: usize) -> bool {
         let expected = self.size;
-        let ahead = (expected >> 3).min(GROW_AHEAD_MAX);
-        let bitmap_for = |model: &Self, ahead: usize| {
-            let reach = expected.saturating_add(needed).saturating_add(ahead);
-            if !model.extended && reach.saturating_mul(UNITS_PER_PAGE) > CONVENTIONAL_UNITS {
-                EXTENDED_PAGES
-            } else {
-                0
-            }
+        let with_bitmap = |model: &Self, pages: usize| {
+            let crosses = expected.saturating_add(pages).saturating_mul(UNITS_PER_PAGE) > CONVENTIONAL_UNITS;
+            pages.saturating_add(if !model.extended && crosses { EXTENDED_PAGES } else { 0 })
         };
-        let bitmap = bitmap_for(self, ahead);
-        let Some(wanted) = needed.checked_add(bitmap) else { return false };
-        if bitmap > 0 && expected.saturating_add(wanted) > PAGE_LIMIT {
-            return false;
-        }
-        let ahead = ahead.min(PAGE_LIMIT.saturating_sub(expected.saturating_add(wanted)));
-        let delta = if self.grow(wanted + ahead) {
-            wanted + ahead
+        let ahead =
+            (expected >> 3).min(GROW_AHEAD_MAX).min(PAGE_LIMIT.saturating_sub(expected.saturating_add(needed)));
+        let wanted = with_bitmap(self, needed + ahead);
+        let delta = if self.grow(wanted) {
+            wanted
         } else if ahead > 0 {
-            // Without the pages ahead, the bitmap's pages are needed only when the
-            // needed pages themselves cross 128 MiB.
-            let wanted = needed + bitmap_for(self, 0);
+            let wanted = with_bitmap(self, needed);
             if !self.grow(wanted) {
                 return false;
             }
@@ -452,34 +443,36 @@ impl Model {
         if count > UNIT_LIMIT {
             return None;
         }
-        if let Some(start) = self.find_free_run(count, align) {
-            self.take(start..start + count, what(start));
-            return Some(start);
+        // After growing, the allocator searches again: it finds the run at the top,
+        // unless the extended bitmap took units it needed; then it grows again.
+        loop {
+            if let Some(start) = self.find_free_run(count, align) {
+                self.take(start..start + count, what(start));
+                return Some(start);
+            }
+            let top = self.top();
+            let start = self.free_run_ending_at(top).checked_next_multiple_of(align)?;
+            let end = start.checked_add(count).filter(|&end| end <= UNIT_LIMIT)?;
+            assert!(end > top, "no free run fits, so the request ends above the top of memory");
+            let needed = (end - top).div_ceil(UNITS_PER_PAGE);
+            if !self.grow_memory(needed) {
+                // Fails honestly: growing by just the missing pages (and the bitmap's, when
+                // they cross 128 MiB) does not fit the cap either.
+                let bitmap = if !self.extended && (self.size + needed) * UNITS_PER_PAGE > CONVENTIONAL_UNITS {
+                    EXTENDED_PAGES
+                } else {
+                    0
+                };
+                assert!(
+                    self.size + needed + bitmap > self.cap,
+                    "{count} units aligned to {align}: out of memory, although growing {needed} pages \
+                     (+{bitmap} for the bitmap) from {} fits the cap {}",
+                    self.size,
+                    self.cap
+                );
+                return None;
+            }
         }
-        let top = self.top();
-        let start = self.free_run_ending_at(top).checked_next_multiple_of(align)?;
-        let end = start.checked_add(count).filter(|&end| end <= UNIT_LIMIT)?;
-        assert!(end > top, "no free run fits, so the request ends above the top of memory");
-        let needed = (end - top).div_ceil(UNITS_PER_PAGE);
-        if !self.grow_memory(needed) {
-            // Fails honestly: growing by just the missing pages (and the bitmap's, when
-            // they cross 128 MiB) does not fit the cap either.
-            let bitmap = if !self.extended && (self.size + needed) * UNITS_PER_PAGE > CONVENTIONAL_UNITS {
-                EXTENDED_PAGES
-            } else {
-                0
-            };
-            assert!(
-                self.size + needed + bitmap > self.cap,
-                "{count} units aligned to {align}: out of memory, although growing {needed} pages \
-                 (+{bitmap} for the bitmap) from {} fits the cap {}",
-                self.size,
-                self.cap
-            );
-            return None;
-        }
-        self.take(start..end, what(start));
-        Some(start)
     }
 
     /// Resizes the run at `start` from `old` to `new` units in place, if the page layer
@@ -499,7 +492,7 @@ impl Model {
             if used != self.top() {
                 return false;
             }
-            if !self.grow_memory((end - used).div_ceil(UNITS_PER_PAGE)) {
+            if !self.grow_memory((end - used).div_ceil(UNITS_PER_PAGE)) || self.first_used(tail, end) < end {
                 return false;
             }
         }

@@ -117,24 +117,19 @@ impl Model {
 
     /// Growth for `needed` pages: memory grows ahead by an eighth of its size (at most
     /// 64 pages, never past PAGE_LIMIT) when it can, else by exactly what it needs; when
-    /// that reaches past the conventional bitmap (counting the pages ahead only when they
-    /// are grown) and there is no extended bitmap yet, by `EXTENDED_PAGES` more (which
-    /// must fit below PAGE_LIMIT). Every grown unit is freed
-    /// (the extended bitmap takes the last ones); the caller takes its own.
+    /// that growth reaches past the conventional bitmap and there is no extended bitmap
+    /// yet, by `EXTENDED_PAGES` more. Every grown unit is freed (the extended bitmap
+    /// takes the last ones); the caller takes its own.
     fn grow(&mut self, needed: usize) -> bool {
         let old = self.size;
-        let ahead = (old >> 3).min(64);
-        let crosses = (old + needed + ahead) * UNITS_PER_PAGE > CONVENTIONAL_UNITS;
-        let wanted = needed + if self.extended.is_none() && crosses { EXTENDED_PAGES } else { 0 };
-        if wanted > needed && old + wanted > PAGE_LIMIT {
-            return false;
-        }
-        let ahead = ahead.min(PAGE_LIMIT.saturating_sub(old + wanted));
-        // Without the pages ahead, the bitmap's pages only when the needed pages alone
-        // cross the conventional bitmap.
-        let fallback = if (old + needed) * UNITS_PER_PAGE > CONVENTIONAL_UNITS { wanted } else { needed };
-        let delta = if self.grow_once(wanted + ahead) {
-            wanted + ahead
+        let with_bitmap = |model: &Self, pages: usize| {
+            let crosses = (old + pages) * UNITS_PER_PAGE > CONVENTIONAL_UNITS;
+            pages + if model.extended.is_none() && crosses { EXTENDED_PAGES } else { 0 }
+        };
+        let ahead = (old >> 3).min(64).min(PAGE_LIMIT.saturating_sub(old + needed));
+        let (first, fallback) = (with_bitmap(self, needed + ahead), with_bitmap(self, needed));
+        let delta = if self.grow_once(first) {
+            first
         } else if ahead > 0 && self.grow_once(fallback) {
             fallback
         } else {
@@ -183,25 +178,27 @@ impl Model {
         if n > UNIT_LIMIT {
             return None;
         }
-        if let Some(s) = self.first_fit(n, a) {
-            self.set(s..s + n, Unit::Used);
-            return Some(s);
+        // After growing, the allocator searches again: it finds the run at the top,
+        // unless the extended bitmap took units it needed; then it grows again.
+        loop {
+            if let Some(s) = self.first_fit(n, a) {
+                self.set(s..s + n, Unit::Used);
+                return Some(s);
+            }
+            // Extend the free run that ends at the top of memory by the missing pages; if
+            // the aligned start lies above the top, the units in between are padding (free).
+            let top = self.top();
+            let mut run = top;
+            while run > 0 && self.units[run - 1] == Unit::Free {
+                run -= 1;
+            }
+            let start = align_up(run, a)?;
+            let end = start.checked_add(n).filter(|&e| e <= UNIT_LIMIT)?;
+            assert!(end > top, "model: a run that fits below the top was not found");
+            if !self.grow((end - top).div_ceil(UNITS_PER_PAGE)) {
+                return None;
+            }
         }
-        // Extend the free run that ends at the top of memory by the missing pages; if
-        // the aligned start lies above the top, the units in between are padding (free).
-        let top = self.top();
-        let mut run = top;
-        while run > 0 && self.units[run - 1] == Unit::Free {
-            run -= 1;
-        }
-        let start = align_up(run, a)?;
-        let end = start.checked_add(n).filter(|&e| e <= UNIT_LIMIT)?;
-        assert!(end > top, "model: a run that fits below the top was not found");
-        if !self.grow((end - top).div_ceil(UNITS_PER_PAGE)) {
-            return None;
-        }
-        self.set(start..end, Unit::Used);
-        Some(start)
     }
 
     fn realloc(&mut self, start: usize, old_n: usize, new_n: usize, a: usize) -> Option<usize> {
@@ -212,7 +209,10 @@ impl Model {
         let (tail, end) = (start + old_n, start.saturating_add(new_n));
         if end <= UNIT_LIMIT {
             let used = (tail..end).find(|&u| !self.is_free(u)).unwrap_or(end);
-            let ok = used == end || (used == self.top() && self.grow((end - used).div_ceil(UNITS_PER_PAGE)));
+            let ok = used == end
+                || (used == self.top()
+                    && self.grow((end - used).div_ceil(UNITS_PER_PAGE))
+                    && (tail..end).all(|u| self.is_free(u)));
             if ok {
                 self.set(tail..end, Unit::Used);
                 return Some(start);
