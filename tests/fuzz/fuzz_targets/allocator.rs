@@ -415,8 +415,9 @@ impl Model {
             let crosses = expected.saturating_add(pages).saturating_mul(UNITS_PER_PAGE) > CONVENTIONAL_UNITS;
             pages.saturating_add(if !model.extended && crosses { EXTENDED_PAGES } else { 0 })
         };
-        let ahead =
-            (expected >> 3).min(GROW_AHEAD_MAX).min(PAGE_LIMIT.saturating_sub(expected.saturating_add(needed)));
+        let ahead = (expected >> 3)
+            .min(GROW_AHEAD_MAX)
+            .min(PAGE_LIMIT.saturating_sub(expected.saturating_add(needed)));
         let wanted = with_bitmap(self, needed + ahead);
         let delta = if self.grow(wanted) {
             wanted
