@@ -186,6 +186,12 @@ const _: () = {
         class += 1;
     }
     assert!(SPAN_UNITS[CLASSES - 1] == 0);
+    // `refill` hands out a span's first slot and leaves it in the list, with room.
+    let mut class = 0;
+    while class < CLASSES - 1 {
+        assert!(capacity(class) >= 2);
+        class += 1;
+    }
 };
 
 /// A free slot: its first word links to the next free slot of its span.
@@ -263,7 +269,7 @@ impl SizeClasses {
     }
 
     /// A slot from the class's first span with room: the fast path. `None` when the
-    /// class has no span with room ([`SizeClasses::refill_span`]).
+    /// class has no span with room ([`SizeClasses::refill`]).
     #[inline(always)]
     pub(crate) fn pop(&mut self, class: usize) -> Option<NonNull<u8>> {
         let span = self.avail[class];
@@ -271,7 +277,7 @@ impl SizeClasses {
             return None;
         }
         // SAFETY: a span in the list is a live span of this class: its header was
-        // written by `refill_span`, and it has a free or never-used slot (it leaves the
+        // written by `refill`, and it has a free or never-used slot (it leaves the
         // list when its last slot is taken).
         unsafe {
             debug_assert!((*span).used < (*span).capacity, "a full span in the list");
@@ -353,10 +359,11 @@ impl SizeClasses {
         Some(units)
     }
 
-    /// The slow path of an allocation in `class`: its cached span, or else a new span
-    /// from the page layer, goes in the class's list, where `pop` finds it. Returns the
-    /// span's start; `None` when memory is exhausted.
-    pub(crate) fn refill_span<M: Memory>(
+    /// The slow path of an allocation in `class`, whose list is empty: its cached span,
+    /// or else a new span from the page layer, starts afresh (every slot never used:
+    /// an empty span's free list is dropped), hands out its first slot, and goes in the
+    /// class's list. `None` when memory is exhausted.
+    pub(crate) fn refill<M: Memory>(
         &mut self,
         memory: &M,
         pages: &mut PageMap,
@@ -367,38 +374,27 @@ impl SizeClasses {
         if span.is_null() {
             let units = SPAN_UNITS[class] as usize;
             span = pages.alloc(memory, units, units)?.as_ptr().cast::<Span>();
-            // SAFETY: the run is ours, `units` units long and aligned to its size (so to
-            // `Span`'s alignment); its header bytes are written before any other use.
-            unsafe {
-                span.write(Span {
-                    free: ptr::null_mut(),
-                    bump: span.cast::<u8>().wrapping_add(HEADER),
-                    used: 0,
-                    class: class as u32,
-                    capacity: capacity(class),
-                    next: ptr::null_mut(),
-                    prev: ptr::null_mut(),
-                });
-            }
             self.spans[class] += 1;
         } else {
             self.cached[class] = ptr::null_mut();
         }
-        // SAFETY: a live span of this class with room, in no list.
-        unsafe { self.link(class, span) };
-        NonNull::new(span.cast())
-    }
-
-    /// [`SizeClasses::refill_span`], then a slot from it (the tests' slow path).
-    #[cfg(all(test, not(target_arch = "wasm32")))]
-    pub(crate) fn refill<M: Memory>(
-        &mut self,
-        memory: &M,
-        pages: &mut PageMap,
-        class: usize,
-    ) -> Option<NonNull<u8>> {
-        self.refill_span(memory, pages, class)?;
-        self.pop(class)
+        let first = span.cast::<u8>().wrapping_add(HEADER);
+        // SAFETY: the span is ours (new: `units` units long and aligned to its size, so
+        // to `Span`'s alignment; cached: no slot in use), so its header may be written.
+        // Every span holds at least 2 slots, so with one in use it has room.
+        unsafe {
+            span.write(Span {
+                free: ptr::null_mut(),
+                bump: first.wrapping_add(slot_size(class)),
+                used: 1,
+                class: class as u32,
+                capacity: capacity(class),
+                next: ptr::null_mut(),
+                prev: ptr::null_mut(),
+            });
+            self.link(class, span);
+        }
+        NonNull::new(first)
     }
 
     /// Puts `span` at the head of its class's list.
@@ -507,7 +503,7 @@ impl SizeClasses {
     /// `span` is the start of a live span.
     #[cfg(feature = "checked")]
     pub(crate) unsafe fn span_header(span: *mut u8) -> (usize, *mut u8) {
-        // SAFETY: the caller's contract: a header `refill_span` wrote.
+        // SAFETY: the caller's contract: a header `refill` wrote.
         let header = unsafe { &*span.cast::<Span>() };
         (header.class as usize, header.bump)
     }
@@ -571,7 +567,7 @@ impl SizeClasses {
             return Err("size classes: a span is misaligned or in units not handed out");
         }
         // SAFETY: the span is aligned and in units handed out (checked above): a live
-        // span whose header `refill_span` wrote.
+        // span whose header `refill` wrote.
         let header = unsafe { &*span };
         let slots = Self::slots_of(start, class);
         let bump = memory.offset(header.bump);

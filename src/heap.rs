@@ -106,9 +106,9 @@ impl<M: Memory> ClassHeap<M> {
     fn refill(&mut self, class: usize) -> Option<NonNull<u8>> {
         let runs = &mut self.runs;
         runs.start()?;
-        let span = self.classes.refill_span(&runs.memory, &mut runs.pages, class)?;
-        runs.checks.took_span(&runs.memory, span, class);
-        self.classes.pop(class)
+        let slot = self.classes.refill(&runs.memory, &mut runs.pages, class)?;
+        runs.checks.took_span(&runs.memory, slot, class);
+        Some(slot)
     }
 }
 

@@ -87,9 +87,10 @@ impl Checks {
         true
     }
 
-    /// A class took the span that starts at `span` (new, or its cached one again).
-    pub(crate) fn took_span<M: Memory>(&mut self, memory: &M, span: NonNull<u8>, class: usize) {
-        let start = memory.offset(span.as_ptr()) / UNIT;
+    /// A class took a span (new, or its cached one again) and handed out `first`, its
+    /// first slot, which lies in the span's first unit.
+    pub(crate) fn took_span<M: Memory>(&mut self, memory: &M, first: NonNull<u8>, class: usize) {
+        let start = memory.offset(first.as_ptr()) / UNIT;
         self.tag(start..start + SizeClasses::span_units(class), SPAN);
     }
 
