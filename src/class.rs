@@ -161,12 +161,14 @@ fn class_index(size: usize, align: usize) -> usize {
     if size > MAX_SLOT || align > MAX_CLASS_ALIGN {
         return CLASSES;
     }
-    let need = ((size + align - 1) & !(align - 1)).max(align);
-    let class = if need <= LINEAR_MAX {
-        need.max(1).div_ceil(MIN_SLOT) - 1
+    // The bytes needed, minus one: the size rounded up to the alignment (a zero size
+    // needs `align` bytes, so that blocks stay unique).
+    let last = ((size.max(1) + align - 1) & !(align - 1)) - 1;
+    let class = if last < LINEAR_MAX {
+        last / MIN_SLOT
     } else {
-        let doubling = (need - 1).ilog2() as usize;
-        let step = ((need - 1) >> (doubling - 2)) & 3;
+        let doubling = last.ilog2() as usize;
+        let step = (last >> (doubling - 2)) & 3;
         LINEAR_MAX / MIN_SLOT + (doubling - LINEAR_MAX.ilog2() as usize) * 4 + step
     };
     // The classes below the last are span classes (`SPAN_UNITS[class] != 0`, asserted
