@@ -9,18 +9,17 @@ use core::ptr::{self, NonNull};
 use crate::checked::{self, Misuse};
 use crate::lock::Lock;
 
-/// A block handed out, and whether its bytes are known to be zero already.
-pub(crate) struct Block {
-    pub(crate) ptr: NonNull<u8>,
-    pub(crate) zeroed: bool,
-}
-
 /// What sits behind the lock: a heap that hands out and takes back blocks. Its methods
 /// run under the lock and never panic (see `crate::heap` for the two heaps).
 pub(crate) trait Heap {
     /// A block of at least `layout.size()` bytes aligned to `layout.align()`, or `None`
     /// when memory is exhausted.
-    fn alloc(&mut self, layout: Layout) -> Option<Block>;
+    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>>;
+
+    /// Whether the block the last `alloc` handed out for `layout` is known to be zero
+    /// already (memory fresh from `memory.grow`). Asked only by `alloc_zeroed`, so that
+    /// `alloc` returns a bare pointer, in a register.
+    fn last_zeroed(&self, layout: Layout) -> bool;
 
     /// Takes back a block.
     ///
@@ -56,35 +55,39 @@ impl<H: Heap> Locked<H> {
         self.heap.with(f)
     }
 
-    /// Allocates under the lock; reports a misuse the checked mode found (a write after
-    /// free) once the lock is released.
+    /// Allocates under the lock, and says whether the block is known to be zero (asked
+    /// only when `zeroed` is wanted); reports a misuse the checked mode found (a write
+    /// after free) once the lock is released.
     #[inline(always)]
-    fn alloc_block(&self, layout: Layout) -> Option<Block> {
-        let (block, misuse) = self.heap.with(|heap| (heap.alloc(layout), heap.take_misuse()));
+    fn alloc_block(&self, layout: Layout, zeroed: bool) -> (Option<NonNull<u8>>, bool) {
+        let (block, is_zero, misuse) = self.heap.with(|heap| {
+            let block = heap.alloc(layout);
+            (block, zeroed && heap.last_zeroed(layout), heap.take_misuse())
+        });
         if let Some(misuse) = misuse {
             checked::report(misuse, "alloc", None, layout);
         }
-        block
+        (block, is_zero)
     }
 
     /// [`core::alloc::GlobalAlloc::alloc`].
     #[inline]
     pub(crate) fn alloc(&self, layout: Layout) -> *mut u8 {
-        self.alloc_block(layout).map_or(ptr::null_mut(), |block| block.ptr.as_ptr())
+        self.alloc_block(layout, false).0.map_or(ptr::null_mut(), NonNull::as_ptr)
     }
 
     /// [`core::alloc::GlobalAlloc::alloc_zeroed`]: fresh memory from `memory.grow` is
     /// zero already, and is not written again.
     #[inline]
     pub(crate) fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let Some(block) = self.alloc_block(layout) else {
+        let (Some(block), is_zero) = self.alloc_block(layout, true) else {
             return ptr::null_mut();
         };
-        if !block.zeroed {
+        if !is_zero {
             // SAFETY: the block was just allocated with at least `layout.size()` bytes.
-            unsafe { block.ptr.as_ptr().write_bytes(0, layout.size()) };
+            unsafe { block.as_ptr().write_bytes(0, layout.size()) };
         }
-        block.ptr.as_ptr()
+        block.as_ptr()
     }
 
     /// [`core::alloc::GlobalAlloc::dealloc`]; a null `ptr` is ignored.

@@ -10,7 +10,7 @@ use core::ptr::NonNull;
 
 use crate::checked::{Checks, Misuse};
 use crate::class::{class_of, SizeClasses};
-use crate::global::{Block, Heap};
+use crate::global::Heap;
 use crate::memory::Memory;
 use crate::page::{align_in_units, units_for, PageMap, UNIT};
 
@@ -19,11 +19,13 @@ pub(crate) struct RunHeap<M> {
     pub(crate) memory: M,
     pub(crate) pages: PageMap,
     pub(crate) checks: Checks,
+    /// Whether the last run handed out was fresh from `memory.grow` (so zero).
+    zeroed: bool,
 }
 
 impl<M: Memory> RunHeap<M> {
     pub(crate) const fn new(memory: M) -> Self {
-        RunHeap { memory, pages: PageMap::new(), checks: Checks::new() }
+        RunHeap { memory, pages: PageMap::new(), checks: Checks::new(), zeroed: false }
     }
 
     /// Every slow path starts here. The first time, the initial heap's whole units go to
@@ -58,14 +60,19 @@ impl<M: Memory> RunHeap<M> {
 }
 
 impl<M: Memory> Heap for RunHeap<M> {
-    fn alloc(&mut self, layout: Layout) -> Option<Block> {
+    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
         self.start()?;
         let count = units_for(layout.size());
         let fresh = self.pages.fresh_from();
         let ptr = self.pages.alloc(&self.memory, count, align_in_units(layout.align()))?;
         let start = self.unit_of(ptr);
         self.checks.took_run(start..start + count);
-        Some(Block { ptr, zeroed: start >= fresh })
+        self.zeroed = start >= fresh;
+        Some(ptr)
+    }
+
+    fn last_zeroed(&self, _: Layout) -> bool {
+        self.zeroed
     }
 
     unsafe fn dealloc(&mut self, ptr: NonNull<u8>, layout: Layout) {
@@ -101,6 +108,23 @@ impl<M: Memory> ClassHeap<M> {
         ClassHeap { runs: RunHeap::new(memory), classes: SizeClasses::new() }
     }
 
+    /// A run for a request no class serves. Out of line, so that the class path stays
+    /// small enough to inline into its callers.
+    #[inline(never)]
+    fn alloc_run(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        self.runs.alloc(layout)
+    }
+
+    /// Frees a run; out of line, as [`ClassHeap::alloc_run`].
+    ///
+    /// # Safety
+    /// As [`Heap::dealloc`].
+    #[inline(never)]
+    unsafe fn dealloc_run(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's contract.
+        unsafe { self.runs.dealloc(ptr, layout) }
+    }
+
     /// `class`'s list is empty: its cached span or a new one goes in it, and gives a slot.
     #[cold]
     fn refill(&mut self, class: usize) -> Option<NonNull<u8>> {
@@ -114,25 +138,29 @@ impl<M: Memory> ClassHeap<M> {
 
 impl<M: Memory> Heap for ClassHeap<M> {
     #[inline]
-    fn alloc(&mut self, layout: Layout) -> Option<Block> {
+    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
         let Some(class) = class_of(layout.size(), layout.align()) else {
-            return self.runs.alloc(layout);
+            return self.alloc_run(layout);
         };
         if !self.runs.checks.list_is_sound(&self.runs.memory, &self.classes, class) {
             self.classes.forget_list(class);
         }
-        let slot = match self.classes.pop(class) {
-            Some(slot) => slot,
-            None => self.refill(class)?,
-        };
-        Some(Block { ptr: slot, zeroed: false })
+        match self.classes.pop(class) {
+            Some(slot) => Some(slot),
+            None => self.refill(class),
+        }
+    }
+
+    /// A slot is never known to be zero; a run asks the run heap.
+    fn last_zeroed(&self, layout: Layout) -> bool {
+        class_of(layout.size(), layout.align()).is_none() && self.runs.zeroed
     }
 
     #[inline]
     unsafe fn dealloc(&mut self, ptr: NonNull<u8>, layout: Layout) {
         let Some(class) = class_of(layout.size(), layout.align()) else {
             // SAFETY: the caller's contract.
-            return unsafe { self.runs.dealloc(ptr, layout) };
+            return unsafe { self.dealloc_run(ptr, layout) };
         };
         let runs = &mut self.runs;
         // SAFETY: the caller's contract: `ptr` is a slot of `class` (the layout gives the

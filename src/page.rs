@@ -249,7 +249,7 @@ impl PageMap {
             return false;
         }
         loop {
-            let used = self.first_used(tail, end.min(self.top));
+            let used = self.first_used(tail, end);
             if used == end {
                 break;
             }
@@ -282,7 +282,7 @@ impl PageMap {
     /// Whether unit `unit` is free and ours.
     #[cfg(any(debug_assertions, test))]
     pub(crate) fn is_free(&self, unit: usize) -> bool {
-        self.stored_word(unit / WORD_BITS).is_some_and(|word| word >> (unit % WORD_BITS) & 1 == 1)
+        self.word(unit / WORD_BITS) >> (unit % WORD_BITS) & 1 == 1
     }
 
     /// Where the extended bitmap lives, if it exists yet.
@@ -300,9 +300,8 @@ impl PageMap {
             return Err("page map: top lies above the memory's size");
         }
         let words = CONVENTIONAL_WORDS + if self.extended.is_null() { 0 } else { EXTENDED_WORDS };
-        let stored = |w| self.stored_word(w).unwrap_or(0);
-        if (self.top.div_ceil(WORD_BITS)..words).any(|w| stored(w) != 0)
-            || self.top % WORD_BITS != 0 && stored(self.top / WORD_BITS) >> (self.top % WORD_BITS) != 0
+        if (self.top.div_ceil(WORD_BITS)..words).any(|w| self.word(w) != 0)
+            || self.top % WORD_BITS != 0 && self.word(self.top / WORD_BITS) >> (self.top % WORD_BITS) != 0
         {
             return Err("page map: a free bit at or above top");
         }
@@ -420,42 +419,42 @@ impl PageMap {
 
     /// The first free unit at or after `from`.
     fn next_free(&self, from: usize) -> Option<usize> {
+        if from >= self.top {
+            return None;
+        }
         let mut w = from / WORD_BITS;
-        let mut mask = u64::MAX << (from % WORD_BITS);
-        while w * WORD_BITS < self.top {
-            let free = self.word(w) & mask;
-            if free != 0 {
-                return Some(w * WORD_BITS + free.trailing_zeros() as usize);
+        let mut bits = self.word(w) & (u64::MAX << (from % WORD_BITS));
+        loop {
+            if bits != 0 {
+                return Some(w * WORD_BITS + bits.trailing_zeros() as usize);
             }
             w += 1;
-            mask = u64::MAX;
+            if w * WORD_BITS >= self.top {
+                return None;
+            }
+            bits = self.word(w);
         }
-        None
     }
 
-    /// The first unit in `from..limit` that is not free, or `limit`. `limit <= top`.
+    /// The first unit in `from..limit` that is not free, or `limit`.
     fn first_used(&self, from: usize, limit: usize) -> usize {
-        debug_assert!(limit <= self.top);
         let mut w = from / WORD_BITS;
-        let mut mask = u64::MAX << (from % WORD_BITS);
-        while w * WORD_BITS < limit {
-            let used = !self.word(w) & mask;
-            if used != 0 {
-                return (w * WORD_BITS + used.trailing_zeros() as usize).min(limit);
+        let mut bits = !self.word(w) & (u64::MAX << (from % WORD_BITS));
+        loop {
+            if bits != 0 {
+                return (w * WORD_BITS + bits.trailing_zeros() as usize).min(limit);
             }
             w += 1;
-            mask = u64::MAX;
+            if w * WORD_BITS >= limit {
+                return limit;
+            }
+            bits = !self.word(w);
         }
-        limit
     }
 
     /// The start of the free run that ends at unit `end` (`end` itself when unit
     /// `end - 1` is not free).
     fn free_run_ending_at(&self, end: usize) -> usize {
-        // No unit at or above `top` is free.
-        if end > self.top {
-            return end;
-        }
         let mut end = end;
         while end > 0 {
             let w = (end - 1) / WORD_BITS;
@@ -469,51 +468,53 @@ impl PageMap {
         0
     }
 
-    /// Where word `w` of the whole bitmap is stored. Only for words holding units below
-    /// `top`: those exist, because units above the conventional bitmap are marked free
-    /// (and `top` raised past them) only once the extended bitmap exists, and `top` stays
-    /// below [`UNIT_LIMIT`], which the extended bitmap covers.
-    #[inline(never)]
-    fn word_ptr(&self, w: usize) -> *mut u64 {
-        debug_assert!(w * WORD_BITS < self.top, "word {w} holds no unit below top");
-        if w < CONVENTIONAL_WORDS {
-            return self.conventional.as_ptr().cast_mut().wrapping_add(w);
-        }
-        self.extended.wrapping_add(w - CONVENTIONAL_WORDS)
-    }
-
-    /// Word `w` of the whole bitmap, for a word holding units below `top`.
+    /// Word `w` of the whole bitmap; zero (nothing free) where no bitmap exists yet.
     #[inline]
     fn word(&self, w: usize) -> u64 {
-        // SAFETY: `word_ptr`'s contract: the word exists (in the array, or in the
-        // extended bitmap's units, which this map owns).
-        unsafe { *self.word_ptr(w) }
-    }
-
-    /// Word `w` where it is stored, or `None` where no bitmap exists yet (the checks).
-    #[cfg(any(debug_assertions, test))]
-    fn stored_word(&self, w: usize) -> Option<u64> {
         if w < CONVENTIONAL_WORDS {
-            return Some(self.conventional[w]);
+            return self.conventional[w];
         }
         let e = w - CONVENTIONAL_WORDS;
-        // SAFETY: as in `word`: the extended bitmap has `EXTENDED_WORDS` words.
-        (!self.extended.is_null() && e < EXTENDED_WORDS).then(|| unsafe { *self.extended.add(e) })
+        if self.extended.is_null() || e >= EXTENDED_WORDS {
+            return 0;
+        }
+        // SAFETY: `extended` points at `EXTENDED_WORDS` words in units this map owns
+        // (set in `release`), and `e` is in bounds.
+        unsafe { *self.extended.add(e) }
     }
 
-    /// Sets (`free`) or clears the bits of `units`, a word at a time: units below `top`.
+    /// Sets (`free`) or clears the bits of `units`, a word at a time. Clearing bits that
+    /// have no bitmap yet is a no-op: they already read as not free.
     fn mark(&mut self, units: Range<usize>, free: bool) {
         let mut unit = units.start;
         while unit < units.end {
             let (w, lo) = (unit / WORD_BITS, unit % WORD_BITS);
             let n = (WORD_BITS - lo).min(units.end - unit);
             let mask = (u64::MAX >> (WORD_BITS - n)) << lo;
-            let word = self.word_ptr(w);
-            // SAFETY: `word_ptr`'s contract (the units lie below `top`); `&mut self` makes
-            // this the only access.
-            unsafe { *word = if free { *word | mask } else { *word & !mask } };
+            if let Some(word) = self.word_mut(w) {
+                if free {
+                    *word |= mask;
+                } else {
+                    *word &= !mask;
+                }
+            } else {
+                debug_assert!(!free, "unit {unit} freed with no bitmap for it");
+            }
             unit += n;
         }
+    }
+
+    #[inline]
+    fn word_mut(&mut self, w: usize) -> Option<&mut u64> {
+        if w < CONVENTIONAL_WORDS {
+            return Some(&mut self.conventional[w]);
+        }
+        let e = w - CONVENTIONAL_WORDS;
+        if self.extended.is_null() || e >= EXTENDED_WORDS {
+            return None;
+        }
+        // SAFETY: as in `word`; `&mut self` makes this the only reference.
+        Some(unsafe { &mut *self.extended.add(e) })
     }
 }
 
