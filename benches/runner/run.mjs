@@ -587,11 +587,15 @@ if (baselineCsv.length) {
   ].join('\n') + '\n');
 }
 if (!QUICK && !PARTIAL) {
-  const day = now.toISOString().slice(0, 10);
+  // One set per run: `<date>-<hhmm UTC>-<commit>` (`-dirty` when src/ had local changes),
+  // so that a second run on the same day keeps the first.
+  const stamp = now.toISOString().slice(0, 16).replace('T', '-').replace(':', '');
+  const sha = (manifest.commit ?? '').split(' ')[0] || 'unknown';
+  const name = `${stamp}-${sha}${/uncommitted/.test(manifest.commit ?? '') ? '-dirty' : ''}`;
   mkdirSync(path.join(outDir, 'history'), { recursive: true });
-  writeFileSync(path.join(outDir, 'history', `${day}-bench.csv`), benchCsv);
-  writeFileSync(path.join(outDir, 'history', `${day}-size.csv`), sizeCsv);
-  writeFileSync(path.join(outDir, 'history', `${day}-results.txt`), out + '\n');
+  writeFileSync(path.join(outDir, 'history', `${name}-bench.csv`), benchCsv);
+  writeFileSync(path.join(outDir, 'history', `${name}-size.csv`), sizeCsv);
+  writeFileSync(path.join(outDir, 'history', `${name}-results.txt`), out + '\n');
 }
 log(`bench: wrote ${outDir}/{bench.csv,size.csv,results.txt,chart.svg${baselineCsv.length ? ',baseline.csv' : ''}}`);
 
