@@ -607,29 +607,58 @@ impl SizeClasses {
         core::array::from_fn(|class| ClassStats { slot_size: slot_size(class), ..ClassStats::default() })
     }
 
-    /// What each class holds and how much of it is in use (walks the lists).
+    /// What each class holds and how much of it is in use (walks the lists), for the
+    /// tests; `WasmAllocator::stats` takes the counts under its lock and this after it.
+    #[cfg(all(test, not(target_arch = "wasm32")))]
     pub(crate) fn stats(&self) -> [ClassStats; CLASSES] {
+        let counts = self.counts();
+        core::array::from_fn(|class| counts[class].stats(class))
+    }
+
+    /// Each class's counts, for [`ClassCounts::stats`]: only reads and additions, so that
+    /// under the lock nothing can overflow, even with a broken invariant (`stats` does the
+    /// subtractions once the lock is released).
+    pub(crate) fn counts(&self) -> [ClassCounts; CLASSES] {
         core::array::from_fn(|class| {
-            let mut free_slots = 0;
+            let (mut listed, mut listed_used) = (0, 0);
             let mut span = self.avail[class];
             while !span.is_null() {
                 // SAFETY: spans in the list are live.
                 let header = unsafe { &*span };
-                free_slots += (CAPACITY[class] - header.used) as usize;
+                listed += 1;
+                listed_used += header.used as usize;
                 span = header.next;
             }
             let empty_spans = usize::from(!self.cached[class].is_null());
-            free_slots += empty_spans * CAPACITY[class] as usize;
-            let spans = self.spans[class] as usize;
-            let slots = spans * CAPACITY[class] as usize;
-            ClassStats {
-                slot_size: slot_size(class),
-                spans,
-                empty_spans,
-                held_bytes: spans * span_bytes(class),
-                used_bytes: (slots - free_slots) * slot_size(class),
-            }
+            ClassCounts { spans: self.spans[class] as usize, empty_spans, listed, listed_used }
         })
+    }
+}
+
+/// What [`SizeClasses::counts`] reads of a class under the lock.
+#[derive(Clone, Copy)]
+pub(crate) struct ClassCounts {
+    /// Spans the class holds.
+    spans: usize,
+    /// Of those, its cached empty span (0 or 1).
+    empty_spans: usize,
+    /// Spans in its list of spans with room, and their slots in use.
+    listed: usize,
+    listed_used: usize,
+}
+
+impl ClassCounts {
+    /// The class's [`ClassStats`]: spans not in the list and not cached are full.
+    pub(crate) fn stats(self, class: usize) -> ClassStats {
+        let capacity = CAPACITY[class] as usize;
+        let free_slots = self.listed * capacity - self.listed_used + self.empty_spans * capacity;
+        ClassStats {
+            slot_size: slot_size(class),
+            spans: self.spans,
+            empty_spans: self.empty_spans,
+            held_bytes: self.spans * span_bytes(class),
+            used_bytes: (self.spans * capacity - free_slots) * slot_size(class),
+        }
     }
 }
 

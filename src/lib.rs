@@ -143,8 +143,8 @@ impl<M: Memory> WasmAllocator<M> {
     /// know, not in a loop.
     pub fn stats(&self) -> Stats {
         let (pages, classes) =
-            self.heap.with(|heap| (PageFigures::of(&heap.runs.pages), heap.classes.stats()));
-        Stats::new(pages, classes)
+            self.heap.with(|heap| (PageFigures::of(&heap.runs.pages), heap.classes.counts()));
+        Stats::new(pages, core::array::from_fn(|class| classes[class].stats(class)))
     }
 }
 
@@ -217,7 +217,8 @@ pub struct Stats {
 }
 
 /// The page layer's counts, read under the lock; [`Stats::new`] does the arithmetic after
-/// it is released, so a broken invariant cannot make it overflow under the lock.
+/// it is released, so a broken invariant cannot make it overflow under the lock (the
+/// classes' counts likewise: [`SizeClasses::counts`]).
 struct PageFigures {
     grow_calls: usize,
     units_obtained: usize,
