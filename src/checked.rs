@@ -76,17 +76,17 @@ extern "C" fn abort_with_message(report: &Report<'_>) -> ! {
 
 #[cfg(feature = "checked")]
 mod on;
-#[cfg(feature = "checked")]
-pub(crate) use on::Checks;
 #[cfg(all(feature = "checked", test, not(target_arch = "wasm32")))]
 pub(crate) use on::TAG_PAGES;
+#[cfg(feature = "checked")]
+pub(crate) use on::{Checks, LINK_KEY};
 
 #[cfg(not(feature = "checked"))]
 mod off;
-#[cfg(not(feature = "checked"))]
-pub(crate) use off::Checks;
 #[cfg(all(not(feature = "checked"), test, not(target_arch = "wasm32")))]
 pub(crate) use off::TAG_PAGES;
+#[cfg(not(feature = "checked"))]
+pub(crate) use off::{Checks, LINK_KEY};
 
 #[cfg(all(test, feature = "checked", not(target_arch = "wasm32")))]
 mod tests;

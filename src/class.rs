@@ -3,9 +3,10 @@
 //! `std.heap.WasmAllocator`, with classes four to a doubling instead of powers of two,
 //! and spans that go back to the page layer when they empty.
 //!
-//! - Classes: 8-byte steps up to 64 B, then four per doubling (80, 96, 112, 128, 160,
-//!   …), so a slot wastes at most a fifth of its size. The largest, 16 KiB, is served
-//!   as a run of 4 units instead: no span, no waste.
+//! - Classes: 8-byte steps up to 64 B (a request wastes at most 7 bytes), then four per
+//!   doubling (80, 96, 112, 128, 160, …: a request wastes less than a fifth of its slot).
+//!   An alignment of 16 to 64 first rounds the size up to a multiple of it. The largest,
+//!   16 KiB, is served as a run of 4 units instead: no span, no waste.
 //! - Spans: 1 to 16 units, aligned to their own size, so `dealloc` (which is given the
 //!   layout, hence the class, hence the span size) finds a slot's span by masking its
 //!   address. A 64-byte header at the start holds the span's free list, its never-used
@@ -23,6 +24,7 @@
 use core::ops::Range;
 use core::ptr::{self, NonNull};
 
+use crate::checked::LINK_KEY;
 use crate::memory::Memory;
 use crate::page::{PageMap, UNIT};
 
@@ -196,9 +198,42 @@ const _: () = {
     }
 };
 
-/// A free slot: its first word links to the next free slot of its span.
+/// A free slot: its first word links to the next free slot of its span, the address
+/// XORed with [`LINK_KEY`] (without the checked mode, the key is 0: the address itself).
 struct FreeSlot {
-    next: *mut FreeSlot,
+    link: *mut FreeSlot,
+}
+
+impl FreeSlot {
+    /// The next free slot after `slot` (null at the end of the list).
+    ///
+    /// # Safety
+    /// `slot` is a free slot, its link written by [`FreeSlot::write`].
+    #[inline(always)]
+    unsafe fn next(slot: *mut FreeSlot) -> *mut FreeSlot {
+        // SAFETY: the caller's contract.
+        unsafe { (*slot).link }.map_addr(|addr| addr ^ LINK_KEY)
+    }
+
+    /// Makes `slot` a free slot whose next is `next`.
+    ///
+    /// # Safety
+    /// `slot` is a slot nothing uses, at least a word long and aligned to one.
+    #[inline(always)]
+    unsafe fn write(slot: *mut FreeSlot, next: *mut FreeSlot) {
+        // SAFETY: the caller's contract.
+        unsafe { slot.write(FreeSlot { link: next.map_addr(|addr| addr ^ LINK_KEY) }) }
+    }
+}
+
+/// The free slot after `slot` on its span's free list, for the checked mode.
+///
+/// # Safety
+/// `slot` is on a free list.
+#[cfg_attr(not(feature = "checked"), allow(dead_code))]
+pub(crate) unsafe fn next_free(slot: NonNull<u8>) -> *mut u8 {
+    // SAFETY: the caller's contract.
+    unsafe { FreeSlot::next(slot.cast().as_ptr()) }.cast()
 }
 
 /// A span's header, at its start. The invariants below are checked, for every span,
@@ -229,6 +264,19 @@ struct Span {
 }
 
 const _: () = assert!(core::mem::size_of::<Span>() <= HEADER);
+
+/// What the checked mode reads of a span's header ([`SizeClasses::span_header`]).
+#[cfg(feature = "checked")]
+pub(crate) struct SpanHeader {
+    /// The class the span serves.
+    pub(crate) class: usize,
+    /// The end of the slots it has handed out so far (its never-used cursor).
+    pub(crate) handed_out_end: *mut u8,
+    /// The head of its free list (null when empty).
+    pub(crate) free: *mut u8,
+    /// Its slots in use.
+    pub(crate) used: u32,
+}
 
 /// What one class holds, for [`crate::Stats`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -289,7 +337,7 @@ impl SizeClasses {
                 (*span).bump = slot.wrapping_add(slot_size(class));
                 slot
             } else {
-                (*span).free = (*head).next;
+                (*span).free = FreeSlot::next(head);
                 head.cast()
             };
             (*span).used += 1;
@@ -319,7 +367,7 @@ impl SizeClasses {
         unsafe {
             debug_assert!((*span).used > 0, "a slot freed into an empty span");
             let slot = slot.cast::<FreeSlot>().as_ptr();
-            slot.write(FreeSlot { next: (*span).free });
+            FreeSlot::write(slot, (*span).free);
             (*span).free = slot;
             if (*span).used == (*span).capacity {
                 // It was full, so in no list: it has room again.
@@ -498,16 +546,27 @@ impl SizeClasses {
         first..first + CAPACITY[class] as usize * slot_size(class)
     }
 
-    /// The class a span serves and the end of its slots handed out so far (its
-    /// never-used cursor), from its header: for the checked mode.
+    /// What a span's header says, for the checked mode.
     ///
     /// # Safety
     /// `span` is the start of a live span.
     #[cfg(feature = "checked")]
-    pub(crate) unsafe fn span_header(span: *mut u8) -> (usize, *mut u8) {
+    pub(crate) unsafe fn span_header(span: *mut u8) -> SpanHeader {
         // SAFETY: the caller's contract: a header `refill` wrote.
         let header = unsafe { &*span.cast::<Span>() };
-        (header.class as usize, header.bump)
+        SpanHeader {
+            class: header.class as usize,
+            handed_out_end: header.bump,
+            free: header.free.cast(),
+            used: header.used,
+        }
+    }
+
+    /// The start of `class`'s cached empty span (null when it has none), which its next
+    /// refill starts afresh: for the checked mode, which looks at its slots first.
+    #[cfg(feature = "checked")]
+    pub(crate) fn cached(&self, class: usize) -> *mut u8 {
+        self.cached[class].cast()
     }
 
     /// The span size of `class` in units (0 for a class served as runs).
@@ -593,7 +652,7 @@ impl SizeClasses {
             }
             // SAFETY: a free slot of this span (checked above), whose first word `push`
             // wrote.
-            slot = unsafe { (*slot).next };
+            slot = unsafe { FreeSlot::next(slot) };
         }
         let never_used = ((slots.end - bump) / size) as u32;
         if header.used + free + never_used != CAPACITY[class] {

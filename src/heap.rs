@@ -11,7 +11,7 @@ use core::ptr::NonNull;
 use crate::checked::{Checks, Misuse};
 use crate::class::{class_of, SizeClasses};
 use crate::global::Heap;
-use crate::memory::Memory;
+use crate::memory::{Memory, PAGE_SIZE};
 use crate::page::{align_in_units, units_for, PageMap, UNIT};
 
 /// Every block a run of whole units from the page layer.
@@ -30,8 +30,14 @@ impl<M: Memory> RunHeap<M> {
 
     /// Every slow path starts here. The first time, the initial heap's whole units go to
     /// the page layer, and the checked mode takes its tag pages. `None` when memory is
-    /// exhausted.
+    /// exhausted, or is not aligned as [`Memory`] requires (byte 0 at a multiple of
+    /// [`PAGE_SIZE`]): spans are found by masking addresses, and blocks aligned in units,
+    /// so over such a memory nothing is ever handed out. Wasm's memory 0 starts at
+    /// address 0, and the check folds away.
     pub(crate) fn start(&mut self) -> Option<()> {
+        if self.memory.ptr(0).addr() % PAGE_SIZE != 0 {
+            return None;
+        }
         self.pages.claim_initial_heap(&self.memory);
         self.checks.prepare(&self.memory, &mut self.pages).then_some(())
     }
@@ -130,6 +136,7 @@ impl<M: Memory> ClassHeap<M> {
     fn refill(&mut self, class: usize) -> Option<NonNull<u8>> {
         let runs = &mut self.runs;
         runs.start()?;
+        runs.checks.check_cached_span(&runs.memory, &self.classes, class);
         let slot = self.classes.refill(&runs.memory, &mut runs.pages, class)?;
         runs.checks.took_span(&runs.memory, slot, class);
         Some(slot)

@@ -30,6 +30,9 @@ pub const PAGE_LIMIT: usize = {
 ///
 /// # Safety
 /// Implementors promise, for as long as the value lives:
+/// - `ptr(0)` is aligned to [`PAGE_SIZE`] (64 KiB): the allocator finds a slot's span by
+///   masking its address and aligns blocks by address, so a memory that is not gets
+///   null from every allocation (and nothing else happens);
 /// - `size()` never decreases, and pages `0..size()` stay valid for reads and writes;
 /// - a successful `grow(n)` returns the old size `s`, and pages `s..s + n` are zero and
 ///   belong to the caller of `grow` alone (nobody else reads or writes them);
@@ -255,9 +258,10 @@ impl Region {
     ///
     /// # Errors
     /// `base` must be aligned to [`PAGE_SIZE`]. A `const fn` cannot look at an address,
-    /// so a misaligned region is found out when it is used: it never grows, and every
-    /// allocation from it returns null (a global allocator over it then fails with
-    /// Rust's "memory allocation of N bytes failed"). [`Region::is_aligned`] tells.
+    /// so a misaligned region is found out when it is used: every allocation from an
+    /// allocator over it returns null (a global allocator over it then fails with
+    /// Rust's "memory allocation of N bytes failed"), as over any [`Memory`] that is not
+    /// aligned. [`Region::is_aligned`] tells.
     ///
     /// # Panics
     /// If `base` is null.
@@ -292,7 +296,8 @@ impl Region {
         self.capacity
     }
 
-    /// Whether the base is aligned to [`PAGE_SIZE`], as it must be for the region to grow.
+    /// Whether the base is aligned to [`PAGE_SIZE`], as it must be for an allocator to use
+    /// the region.
     pub fn is_aligned(&self) -> bool {
         self.base.as_ptr().addr() % PAGE_SIZE == 0
     }
@@ -317,12 +322,7 @@ unsafe impl Memory for Region {
         self.size.get()
     }
 
-    /// Fails (rather than panics: the allocator's lock is held) when the base is not
-    /// 64 KiB aligned.
     fn grow(&self, delta: usize) -> Option<usize> {
-        if !self.is_aligned() {
-            return None;
-        }
         let old = self.size.get();
         let new = old.checked_add(delta).filter(|&new| new <= self.capacity)?;
         self.zero(old * PAGE_SIZE..new * PAGE_SIZE);

@@ -12,6 +12,9 @@ use crate::page::PageMap;
 #[cfg(all(test, not(target_arch = "wasm32")))]
 pub(crate) const TAG_PAGES: usize = 0;
 
+/// Free-list links are stored as they are.
+pub(crate) const LINK_KEY: usize = 0;
+
 /// No state, no checks.
 pub(crate) struct Checks;
 
@@ -25,6 +28,10 @@ impl Checks {
         true
     }
     #[inline(always)]
+    pub(crate) fn tag_units(&self) -> usize {
+        0
+    }
+    #[inline(always)]
     pub(crate) fn take_misuse(&mut self) -> Option<Misuse> {
         None
     }
@@ -32,6 +39,8 @@ impl Checks {
     pub(crate) fn list_is_sound<M: Memory>(&mut self, _: &M, _: &SizeClasses, _: usize) -> bool {
         true
     }
+    #[inline(always)]
+    pub(crate) fn check_cached_span<M: Memory>(&mut self, _: &M, _: &SizeClasses, _: usize) {}
     #[inline(always)]
     pub(crate) fn took_span<M: Memory>(&mut self, _: &M, _: NonNull<u8>, _: usize) {}
     #[inline(always)]

@@ -1,5 +1,6 @@
 //! Checked mode on: a tag per 4 KiB unit says what holds it, span headers say which
-//! class a span serves, and freed slots are poisoned.
+//! class a span serves, freed slots are poisoned, and free-list links are stored XORed
+//! with a key.
 //!
 //! The tags live in [`TAG_PAGES`] pages taken from the page layer on the first slow
 //! path: two bits per unit, for every unit below `UNIT_LIMIT` (all of wasm32's memory).
@@ -9,16 +10,17 @@ use core::ops::Range;
 use core::ptr::{self, NonNull};
 
 use super::Misuse;
-use crate::class::{slot_size, SizeClasses};
+use crate::class::{next_free, slot_size, SizeClasses};
 use crate::memory::{Memory, PAGE_SIZE};
 use crate::page::{PageMap, UNIT, UNITS_PER_PAGE, UNIT_LIMIT};
 
-/// Tags, two bits per unit: not handed out, in a span, or the first or a later unit of
-/// a run.
+/// Tags, two bits per unit: not handed out, the first unit of a span (the one its
+/// header is in), the first unit of a run, or a later unit of either. Only a unit tagged
+/// [`SPAN_START`] is ever read as a span header.
 const UNTAGGED: u8 = 0;
-const SPAN: u8 = 1;
+const SPAN_START: u8 = 1;
 const RUN_START: u8 = 2;
-const RUN_REST: u8 = 3;
+const REST: u8 = 3;
 
 /// Units per tag byte.
 const TAGS_PER_BYTE: usize = 4;
@@ -28,6 +30,13 @@ pub(crate) const TAG_PAGES: usize = UNIT_LIMIT.div_ceil(TAGS_PER_BYTE).div_ceil(
 
 /// The byte freed slots are filled with, after their free-list link.
 pub(super) const POISON: u8 = 0xD9;
+
+/// What free-list links are XORed with: a word of [`POISON`]. A program that writes a
+/// pointer over a freed slot's link (a field of a struct it freed) writes an address,
+/// which then decodes to none of the allocator's slots and is caught, where a plain link
+/// would be followed to whatever block it names. And the last slot of a list reads as
+/// poison throughout.
+pub(crate) const LINK_KEY: usize = usize::from_ne_bytes([POISON; size_of::<usize>()]);
 
 /// How many entries of a span's free list `dealloc` looks through for the slot it is
 /// given, to catch a double free: the most recently freed slots of the span. Bounded, so
@@ -62,13 +71,23 @@ impl Checks {
         true
     }
 
+    /// Units the tag table takes, once it has been taken.
+    pub(crate) fn tag_units(&self) -> usize {
+        if self.tags.is_null() {
+            0
+        } else {
+            TAG_PAGES * UNITS_PER_PAGE
+        }
+    }
+
     pub(crate) fn take_misuse(&mut self) -> Option<Misuse> {
         self.found.take()
     }
 
     /// Before popping `class`'s first span with room: the head of its free list is still
-    /// poisoned and links to a slot of the same class. `false` (and the misuse recorded)
-    /// otherwise; the caller then drops the list rather than follow a corrupted link.
+    /// poisoned and links to a handed-out slot of the same span. `false` (and the misuse
+    /// recorded) otherwise; the caller then drops the list rather than follow a corrupted
+    /// link.
     pub(crate) fn list_is_sound<M: Memory>(
         &mut self,
         memory: &M,
@@ -79,19 +98,38 @@ impl Checks {
             return true;
         };
         // SAFETY: a free slot of `class`: `slot_size(class)` bytes the allocator owns.
-        let next = unsafe { head.cast::<*mut u8>().read() };
-        let next_ok = NonNull::new(next).is_none_or(|next| self.slot_misuse(memory, next, class).is_none());
+        let next = unsafe { next_free(head) };
+        let span_bytes = SizeClasses::span_units(class) * UNIT;
+        let same_span =
+            |next: NonNull<u8>| next.as_ptr().addr() / span_bytes == head.as_ptr().addr() / span_bytes;
+        let next_ok = NonNull::new(next)
+            .is_none_or(|next| same_span(next) && self.slot_misuse(memory, next, class).is_none());
         if !next_ok || !poison_intact(head, class) {
             return self.found(Misuse::UseAfterFree { slot: head.as_ptr().addr() });
         }
         true
     }
 
+    /// Before `class`'s refill starts its cached span afresh (handing out its slots
+    /// through the never-used cursor, without looking at them): every slot it handed out
+    /// is still free and poisoned. A misuse found is recorded; the refill goes on, as it
+    /// follows no link, and the report then aborts before the slot reaches the caller.
+    pub(crate) fn check_cached_span<M: Memory>(&mut self, memory: &M, classes: &SizeClasses, class: usize) {
+        let span = classes.cached(class);
+        if span.is_null() {
+            return;
+        }
+        if let Some(misuse) = empty_span_misuse(memory, span, class, 0) {
+            self.found(misuse);
+        }
+    }
+
     /// A class took a span (new, or its cached one again) and handed out `first`, its
     /// first slot, which lies in the span's first unit.
     pub(crate) fn took_span<M: Memory>(&mut self, memory: &M, first: NonNull<u8>, class: usize) {
         let start = memory.offset(first.as_ptr()) / UNIT;
-        self.tag(start..start + SizeClasses::span_units(class), SPAN);
+        self.tag(start..start + 1, SPAN_START);
+        self.tag(start + 1..start + SizeClasses::span_units(class), REST);
     }
 
     /// Before a slot goes back to its span: it is a slot of `class`, and not among the
@@ -118,7 +156,7 @@ impl Checks {
             // SAFETY: `entry` is on a free list of `class` and passed `slot_misuse` (or
             // is the head): a free slot of at least a word, whose first word was written
             // by the allocator.
-            let next = unsafe { entry.cast::<*mut u8>().read() };
+            let next = unsafe { next_free(entry) };
             if NonNull::new(next).is_some_and(|next| self.slot_misuse(memory, next, class).is_some()) {
                 break;
             }
@@ -128,7 +166,9 @@ impl Checks {
     }
 
     /// Before a slot goes back to its span: [`Checks::may_free_slot`], and if it may,
-    /// the slot is poisoned (all but its link), so a later write to it shows.
+    /// the slot is poisoned (all but its link), so a later write to it shows. If it is
+    /// the span's last slot in use, the span's other free slots are checked too, since
+    /// the span now goes back to the page layer or to its class's cache.
     ///
     /// # Safety
     /// If `slot` passes the check, it is a slot of `class` that nothing uses any more
@@ -148,13 +188,20 @@ impl Checks {
         // SAFETY: a slot of `class`, ours and unused (the caller's contract), at least
         // `slot_size(class)` >= `link` bytes long.
         unsafe { slot.as_ptr().add(link).write_bytes(POISON, slot_size(class) - link) };
+        let span = span_start(slot, class);
+        // SAFETY: `may_free_slot` found the slot in a live span of `class`.
+        if unsafe { SizeClasses::span_header(span) }.used == 1 {
+            if let Some(misuse) = empty_span_misuse(memory, span, class, 1) {
+                return self.found(misuse);
+            }
+        }
         true
     }
 
     /// A run of units was handed out.
     pub(crate) fn took_run(&mut self, units: Range<usize>) {
         self.tag(units.start..units.start + 1, RUN_START);
-        self.tag(units.start + 1..units.end, RUN_REST);
+        self.tag(units.start + 1..units.end, REST);
     }
 
     /// Before a run is freed or resized: `ptr` starts a run of `count` units.
@@ -165,11 +212,13 @@ impl Checks {
             _ if offset % UNIT != 0 && self.tag_of(start) == UNTAGGED => Some(Misuse::Foreign),
             _ if offset % UNIT != 0 => Some(Misuse::Misaligned),
             RUN_START => {
+                // The unit after the run must not continue a block: a run freed with a
+                // smaller size would leave its tail handed out.
                 let end = start.saturating_add(count);
-                let body = (start + 1..end).all(|u| self.tag_of(u) == RUN_REST);
-                (!body || self.tag_of(end) == RUN_REST).then_some(Misuse::Foreign)
+                let body = (start + 1..end).all(|u| self.tag_of(u) == REST);
+                (!body || self.tag_of(end) == REST).then_some(Misuse::Foreign)
             }
-            RUN_REST => Some(Misuse::Misaligned),
+            REST => Some(Misuse::Misaligned),
             _ => Some(Misuse::Foreign),
         };
         match misuse {
@@ -183,22 +232,23 @@ impl Checks {
         self.tag(units, UNTAGGED);
     }
 
-    /// Why `slot` cannot be a slot of `class`, if it cannot: its unit is not in a span,
-    /// the span it would lie in is not one of `class`, or it is not at a slot's start.
+    /// Why `slot` cannot be a slot of `class`, if it cannot: the address masked to
+    /// `class`'s span size is not the first unit of a span, that span is not one of
+    /// `class` (so the slot, within a span's size of its start, lies in it), or the slot
+    /// is not at a slot's start.
     fn slot_misuse<M: Memory>(&self, memory: &M, slot: NonNull<u8>, class: usize) -> Option<Misuse> {
         let offset = memory.offset(slot.as_ptr());
-        let span_bytes = SizeClasses::span_units(class) * UNIT;
-        let span = offset.wrapping_sub(slot.as_ptr().addr() % span_bytes);
-        if self.tag_of(offset / UNIT) != SPAN || self.tag_of(span / UNIT) != SPAN {
+        let span = memory.offset(span_start(slot, class));
+        if self.tag_of(span / UNIT) != SPAN_START {
             return Some(Misuse::Foreign);
         }
-        // SAFETY: the span's first unit is tagged as a span's: live, its header written.
-        let (span_class, handed_out) = unsafe { SizeClasses::span_header(memory.ptr(span)) };
-        if span_class != class {
+        // SAFETY: the unit is tagged as a span's first: a live span, its header written.
+        let header = unsafe { SizeClasses::span_header(memory.ptr(span)) };
+        if header.class != class {
             return Some(Misuse::Foreign);
         }
         let slots = SizeClasses::slots_of(span, class);
-        if !(slots.start..memory.offset(handed_out)).contains(&offset) {
+        if !(slots.start..memory.offset(header.handed_out_end)).contains(&offset) {
             return Some(if slots.contains(&offset) { Misuse::Foreign } else { Misuse::Misaligned });
         }
         ((offset - slots.start) % slot_size(class) != 0).then_some(Misuse::Misaligned)
@@ -231,6 +281,43 @@ impl Checks {
             }
         }
     }
+}
+
+/// The start of the span of `class` that `slot` would lie in: its address masked to the
+/// span size (spans are aligned to their size).
+fn span_start(slot: NonNull<u8>, class: usize) -> *mut u8 {
+    let span_bytes = SizeClasses::span_units(class) * UNIT;
+    slot.as_ptr().wrapping_sub(slot.as_ptr().addr() % span_bytes)
+}
+
+/// Whether the empty span at `span` of `class` is intact: every slot it handed out,
+/// but for `unlisted` (the one being freed, already poisoned), is on its free list once,
+/// with its poison. A write after free into one of them is reported with the slot written
+/// to (or the slot whose link was written over). Reads only free slots: with no slot in
+/// use, every slot the span handed out is free.
+fn empty_span_misuse<M: Memory>(memory: &M, span: *mut u8, class: usize, unlisted: usize) -> Option<Misuse> {
+    // SAFETY: the caller's: a live span of `class`.
+    let header = unsafe { SizeClasses::span_header(span) };
+    let size = slot_size(class);
+    let slots = SizeClasses::slots_of(memory.offset(span), class);
+    let handed_out = slots.start..memory.offset(header.handed_out_end);
+    let expected = (handed_out.end - handed_out.start) / size - unlisted;
+    let (mut entry, mut listed) = (header.free, 0);
+    let mut written_over = span;
+    while let Some(slot) = NonNull::new(entry) {
+        let at = memory.offset(entry);
+        if listed == expected || !handed_out.contains(&at) || (at - handed_out.start) % size != 0 {
+            break;
+        }
+        if !poison_intact(slot, class) {
+            return Some(Misuse::UseAfterFree { slot: entry.addr() });
+        }
+        listed += 1;
+        written_over = entry;
+        // SAFETY: a free slot of this span (checked above), its link written by `push`.
+        entry = unsafe { next_free(slot) };
+    }
+    (!entry.is_null() || listed != expected).then_some(Misuse::UseAfterFree { slot: written_over.addr() })
 }
 
 /// Whether every byte of a free slot after its link still holds the poison that

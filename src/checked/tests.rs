@@ -4,11 +4,17 @@
 //! a child process: this test binary, asked to run only that test.
 
 use core::alloc::{GlobalAlloc, Layout};
+use core::ptr::NonNull;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
 use std::string::{String, ToString};
+use std::vec::Vec;
 
 use super::on::{POISON, TAG_PAGES};
+use super::Misuse;
+use crate::global::Heap;
+use crate::heap::ClassHeap;
+use crate::page::UNIT;
 use crate::testing::OwnedRegion;
 use crate::{Memory, PageAllocator, WasmAllocator, PAGE_SIZE};
 
@@ -371,4 +377,174 @@ fn a_big_block_freed_twice_after_its_pages_went_to_a_bigger_block_is_caught() {
         alloc.dealloc(p, small);
     });
     assert!(message.contains("never handed out"), "{message}");
+}
+
+/// The misuse that `f`'s calls on the heap found, taken under the lock instead of
+/// reported: the same checks as the child-process tests, in this process, so that Miri
+/// runs them (a check that reads a live block's bytes is undefined behaviour there).
+fn misuse_of(
+    alloc: &WasmAllocator<OwnedRegion>,
+    f: impl FnOnce(&mut ClassHeap<OwnedRegion>),
+) -> Option<Misuse> {
+    alloc.heap.with(|heap| {
+        f(heap);
+        heap.take_misuse()
+    })
+}
+
+/// Allocates 512-byte blocks until one lies in the second 4 KiB unit of its span (a span
+/// of that class is two units), and returns them all; the last is that one.
+fn blocks_into_a_spans_second_unit(alloc: &WasmAllocator<OwnedRegion>) -> Vec<*mut u8> {
+    let mut blocks = Vec::new();
+    loop {
+        // SAFETY: a non-zero size.
+        let p = unsafe { alloc.alloc(layout(512, 8)) };
+        assert!(!p.is_null());
+        blocks.push(p);
+        if p.addr() % (2 * UNIT) >= UNIT {
+            return blocks;
+        }
+    }
+}
+
+/// Regression: a slot of a two-unit span freed with the layout of a one-unit span's
+/// class. The check masked its address to the span's second unit, which carried the
+/// same tag as the first, and read the live block there as a span header (a debug build
+/// panicked under the lock; a release build wrote a free-list link into the live block).
+#[test]
+#[cfg_attr(miri, ignore = "spawns a process")]
+fn a_slot_freed_with_the_layout_of_a_smaller_span_class_is_caught() {
+    let alloc = allocator();
+    // SAFETY: deliberately broken: a 512-byte block freed as an 8-byte one.
+    let message = report_of(|| unsafe {
+        let blocks = blocks_into_a_spans_second_unit(&alloc);
+        alloc.dealloc(*blocks.last().unwrap(), layout(8, 8));
+    });
+    assert!(message.contains("never handed out") && message.contains("size 8, align 8"), "{message}");
+}
+
+/// The same misuse, in this process (Miri runs it): the check reads only the span's
+/// first unit's tag and header, never the live block that the second unit starts in,
+/// whose bytes here are uninitialised; and nothing changes.
+#[test]
+fn a_slot_freed_with_the_layout_of_a_smaller_span_class_reads_no_live_block() {
+    let alloc = allocator();
+    let blocks = blocks_into_a_spans_second_unit(&alloc);
+    let at_unit = blocks[blocks.len() - 2];
+    // SAFETY: a live 512-byte block, made uninitialised (as a `MaybeUninit` write does).
+    unsafe { at_unit.cast::<core::mem::MaybeUninit<[u8; 512]>>().write(core::mem::MaybeUninit::uninit()) };
+    let last = NonNull::new(*blocks.last().unwrap()).unwrap();
+    // SAFETY: deliberately broken (the checked mode stops it): a 512-byte block freed as
+    // an 8-byte one.
+    let found = misuse_of(&alloc, |heap| unsafe { heap.dealloc(last, layout(8, 8)) });
+    assert_eq!(found, Some(Misuse::Foreign));
+    assert_eq!(alloc.check_invariants(), Ok(()));
+    for p in blocks {
+        // SAFETY: live with this layout.
+        unsafe { alloc.dealloc(p, layout(512, 8)) };
+    }
+}
+
+/// Two 32-byte blocks freed, so that their span empties and stays as the class's cached
+/// span; a byte written into the first; returns it.
+fn write_into_a_cached_span(alloc: &WasmAllocator<OwnedRegion>) -> *mut u8 {
+    let l = layout(32, 8);
+    // SAFETY: deliberately broken: a write into a freed block.
+    unsafe {
+        let (a, b) = (alloc.alloc(l), alloc.alloc(l));
+        alloc.dealloc(a, l);
+        alloc.dealloc(b, l);
+        a.add(20).write(1);
+        a
+    }
+}
+
+/// Regression: a cached span started afresh and handed out its slots through its
+/// never-used cursor without looking at their poison, so a write after free into it went
+/// unseen.
+#[test]
+#[cfg_attr(miri, ignore = "spawns a process")]
+fn a_write_after_free_into_a_cached_span_is_caught() {
+    let alloc = allocator();
+    // SAFETY: deliberately broken, in `write_into_a_cached_span`.
+    let message = report_of(|| unsafe {
+        write_into_a_cached_span(&alloc);
+        alloc.alloc(layout(32, 8));
+    });
+    assert!(
+        message.contains("use after free") && message.contains("wasm-alloc (checked): alloc"),
+        "{message}"
+    );
+}
+
+/// The same, in this process: the report names the slot written to.
+#[test]
+fn a_write_after_free_into_a_cached_span_names_the_slot() {
+    let alloc = allocator();
+    let a = write_into_a_cached_span(&alloc);
+    let found = misuse_of(&alloc, |heap| {
+        heap.alloc(layout(32, 8));
+    });
+    assert_eq!(found, Some(Misuse::UseAfterFree { slot: a.addr() }));
+}
+
+/// A write after free into a span that then empties and goes back to the page layer is
+/// caught when it empties (its slots are never handed out by it again).
+#[test]
+fn a_write_after_free_into_a_span_that_goes_back_is_caught_when_it_empties() {
+    let alloc = allocator();
+    let l = layout(4096, 8);
+    // SAFETY: deliberately broken: a write into a freed block (the checked mode stops it
+    // when the span empties).
+    unsafe {
+        let (a, b) = (alloc.alloc(l), alloc.alloc(l));
+        alloc.dealloc(a, l);
+        a.add(100).write(7);
+        let b = NonNull::new(b).unwrap();
+        let found = misuse_of(&alloc, |heap| heap.dealloc(b, l));
+        assert_eq!(found, Some(Misuse::UseAfterFree { slot: a.addr() }));
+    }
+}
+
+/// An 8-byte block freed, and the address of a live block of the same class written
+/// over its free-list link (a pointer-sized write, as a program that still holds the
+/// freed block writes a field); returns the freed block and the live one.
+fn live_address_over_a_freed_link(alloc: &WasmAllocator<OwnedRegion>) -> (*mut u8, *mut u8) {
+    let l = layout(8, 8);
+    // SAFETY: deliberately broken: a write into a freed block.
+    unsafe {
+        let (a, b) = (alloc.alloc(l), alloc.alloc(l));
+        alloc.dealloc(a, l);
+        a.cast::<*mut u8>().write(b);
+        (a, b)
+    }
+}
+
+/// Regression: the link check accepted any handed-out slot of the class as the next
+/// free one, and an 8-byte slot on a 64-bit host has no byte of poison, so a live
+/// block's address written over a freed slot's link made the allocator hand out the
+/// live block a second time.
+#[test]
+#[cfg_attr(miri, ignore = "spawns a process")]
+fn a_live_blocks_address_written_over_a_freed_link_is_caught() {
+    let alloc = allocator();
+    // SAFETY: deliberately broken, in `live_address_over_a_freed_link`.
+    let message = report_of(|| unsafe {
+        let (_, live) = live_address_over_a_freed_link(&alloc);
+        let first = alloc.alloc(layout(8, 8));
+        let second = alloc.alloc(layout(8, 8));
+        assert!(second != live && first != live, "a live block handed out again");
+    });
+    assert!(message.contains("use after free"), "{message}");
+}
+
+/// The same, in this process.
+#[test]
+fn a_live_blocks_address_written_over_a_freed_link_names_the_slot() {
+    let alloc = allocator();
+    let (freed, _) = live_address_over_a_freed_link(&alloc);
+    let found = misuse_of(&alloc, |heap| {
+        heap.alloc(layout(8, 8));
+    });
+    assert_eq!(found, Some(Misuse::UseAfterFree { slot: freed.addr() }));
 }

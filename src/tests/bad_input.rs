@@ -109,8 +109,9 @@ fn exhausted_memory_at_every_cap_from_1_to_64_pages() {
 
 /// Regression: `Region::grow` asserted the base's alignment while the allocator's lock
 /// was held; as a host's `#[global_allocator]`, the panic machinery then allocated, spun
-/// on the held lock and hung. Now a misaligned region cannot grow: every allocation is
-/// null, nothing panics, and the lock is free after each call (a second call and
+/// on the held lock and hung. Now the allocator refuses a memory that is not aligned
+/// (`RunHeap::start`) before it asks it for anything: every allocation is null, nothing
+/// panics, and the lock is free after each call (a second call and
 /// `stats` would spin forever otherwise).
 #[test]
 fn a_misaligned_region_returns_null_and_never_panics_under_the_lock() {
