@@ -38,7 +38,7 @@ pub use memory::{Memory, Region, WasmMemory, PAGE_LIMIT, PAGE_SIZE};
 use class::SizeClasses;
 use global::Locked;
 use heap::{ClassHeap, RunHeap};
-use page::{PageMap, UNIT};
+use page::UNIT;
 
 /// The allocator: size classes of 8 B to 14 KiB in spans that go back when they empty,
 /// over a bitmap of free 4 KiB units, over a [`Memory`] (by default wasm's memory 0).
@@ -142,8 +142,7 @@ impl<M: Memory> WasmAllocator<M> {
     /// (nothing is counted on the allocation fast path), so call it when you want to
     /// know, not in a loop.
     pub fn stats(&self) -> Stats {
-        let (pages, classes) =
-            self.heap.with(|heap| (PageFigures::of(&heap.runs.pages), heap.classes.counts()));
+        let (pages, classes) = self.heap.with(|heap| (PageFigures::of(&heap.runs), heap.classes.counts()));
         Stats::new(pages, core::array::from_fn(|class| classes[class].stats(class)))
     }
 }
@@ -197,7 +196,7 @@ unsafe impl<M: Memory + Send> GlobalAlloc for WasmAllocator<M> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
-    /// `memory.grow` calls the allocator made.
+    /// `memory.grow` calls the allocator made, refused ones included.
     pub grow_calls: usize,
     /// Bytes the allocator obtained from memory: the pages it grew, and the initial
     /// heap's whole 4 KiB units.
@@ -205,11 +204,16 @@ pub struct Stats {
     /// Of those, bytes free in the page layer (not held by a span or a run).
     pub free_bytes: usize,
     /// Bytes of the blocks handed out and not yet freed, each counted as what it takes:
-    /// a slot at its class's size, a block of 16 KiB or more at its whole 4 KiB units.
-    /// Also counts the page layer's own pages that are not free: the bitmap's 2 pages
-    /// once memory passes 128 MiB, and the `checked` feature's tag pages.
+    /// a slot at its class's size, and a block no class serves (larger than 14,336
+    /// bytes, or aligned to more than 64) at its whole 4 KiB units. Nothing else: work
+    /// that frees all it allocates leaves this figure as it found it (a leak check).
     /// `in_use_bytes / obtained_bytes` is the heap's efficiency.
     pub in_use_bytes: usize,
+    /// Of the bytes obtained, those the allocator keeps for itself: the extended bitmap's
+    /// 2 pages once memory has passed 128 MiB, and the `checked` feature's tag pages.
+    /// What is obtained and neither free, in use nor overhead is held by spans for slots
+    /// not in use (see `classes`).
+    pub overhead_bytes: usize,
     /// Per size class, smallest first: spans, bytes held and bytes in use. A class
     /// served as runs of units holds nothing here, and nothing is held here by a
     /// [`PageAllocator`].
@@ -223,27 +227,36 @@ struct PageFigures {
     grow_calls: usize,
     units_obtained: usize,
     units_free: usize,
+    /// Units of the page layer's own (the extended bitmap) and the checked mode's tags.
+    units_overhead: usize,
 }
 
 impl PageFigures {
-    fn of(pages: &PageMap) -> Self {
-        let (grow_calls, units_obtained) = pages.growth();
-        PageFigures { grow_calls, units_obtained, units_free: pages.free_units() }
+    fn of<M: Memory>(runs: &RunHeap<M>) -> Self {
+        let (grow_calls, units_obtained) = runs.pages.growth();
+        PageFigures {
+            grow_calls,
+            units_obtained,
+            units_free: runs.pages.free_units(),
+            units_overhead: runs.pages.own_units() + runs.checks.tag_units(),
+        }
     }
 }
 
 impl Stats {
     fn new(pages: PageFigures, classes: [ClassStats; CLASSES]) -> Stats {
-        let PageFigures { grow_calls, units_obtained, units_free } = pages;
+        let PageFigures { grow_calls, units_obtained, units_free, units_overhead } = pages;
         let obtained_bytes = units_obtained * UNIT;
         let free_bytes = units_free * UNIT;
-        // Units neither free nor in a span are runs (or the page layer's own).
+        let overhead_bytes = units_overhead * UNIT;
+        // Units neither free, in a span nor overhead are runs.
         let (held, used) = classes.iter().fold((0, 0), |(h, u), c| (h + c.held_bytes, u + c.used_bytes));
         Stats {
             grow_calls,
             obtained_bytes,
             free_bytes,
-            in_use_bytes: obtained_bytes - free_bytes - held + used,
+            in_use_bytes: obtained_bytes - free_bytes - overhead_bytes - held + used,
+            overhead_bytes,
             classes,
         }
     }
@@ -305,7 +318,7 @@ impl<M: Memory> PageAllocator<M> {
     /// Where the memory went: see [`WasmAllocator::stats`]. Every block is a run of
     /// units, so the classes hold nothing.
     pub fn stats(&self) -> Stats {
-        Stats::new(self.heap.with(|heap| PageFigures::of(&heap.pages)), SizeClasses::empty_stats())
+        Stats::new(self.heap.with(|heap| PageFigures::of(heap)), SizeClasses::empty_stats())
     }
 
     /// Debug builds only, for tests and fuzzers: checks the page map's invariants (see

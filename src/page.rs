@@ -123,7 +123,8 @@ pub(crate) struct PageMap {
     /// Every unit of ours at or above this index has never been handed out, so it is
     /// still zero from `grow` (or from the initial heap).
     fresh_from: usize,
-    /// `grow` calls made: a counter for [`crate::Stats`], touched only when growing.
+    /// `grow` calls made, refused ones included: a counter for [`crate::Stats`],
+    /// touched only when growing.
     grow_calls: usize,
     /// Units obtained from memory (the pages grown, and the initial heap's whole units),
     /// for [`crate::Stats`].
@@ -279,6 +280,15 @@ impl PageMap {
         (self.grow_calls, self.units_obtained)
     }
 
+    /// Units the page layer keeps for itself: the extended bitmap's, once it exists.
+    pub(crate) fn own_units(&self) -> usize {
+        if self.extended.is_null() {
+            0
+        } else {
+            EXTENDED_UNITS
+        }
+    }
+
     /// Whether unit `unit` is free and ours.
     #[cfg(any(debug_assertions, test))]
     pub(crate) fn is_free(&self, unit: usize) -> bool {
@@ -379,17 +389,20 @@ impl PageMap {
             let crosses = expected.saturating_add(pages).saturating_mul(UNITS_PER_PAGE) > CONVENTIONAL_UNITS;
             pages.saturating_add(if self.extended.is_null() && crosses { EXTENDED_PAGES } else { 0 })
         };
+        let mut grow = |pages: usize| {
+            self.grow_calls += 1;
+            memory.grow(pages)
+        };
         let ahead = grow_ahead(expected).min(PAGE_LIMIT.saturating_sub(expected.saturating_add(needed)));
         let wanted = with_bitmap(needed + ahead);
-        let (old, delta) = match memory.grow(wanted) {
+        let (old, delta) = match grow(wanted) {
             Some(old) => (old, wanted),
             None if ahead > 0 => {
                 let wanted = with_bitmap(needed);
-                (memory.grow(wanted)?, wanted)
+                (grow(wanted)?, wanted)
             }
             None => return None,
         };
-        self.grow_calls += 1;
         self.units_obtained += delta * UNITS_PER_PAGE;
         let units = old * UNITS_PER_PAGE..(old + delta).min(PAGE_LIMIT) * UNITS_PER_PAGE;
         // SAFETY: `grow` returned these pages to us alone (the memory's contract).

@@ -37,7 +37,6 @@ impl OwnedRegion {
     }
 
     /// The same region, whose next `refusals` `grow` calls fail.
-    #[cfg_attr(not(feature = "checked"), allow(dead_code))]
     pub(crate) fn refusing(self, refusals: usize) -> Self {
         self.refusals.set(refusals);
         self

@@ -212,8 +212,9 @@ fn assert_in_use_bytes(alloc: &Alloc, live: &[Block]) {
         None => units_for(layout.size()) * UNIT,
     };
     let expected: usize = live.iter().map(|block| taken(&block.layout)).sum();
-    let own = alloc.stats().in_use_bytes - expected;
-    assert!(own <= (TAG_PAGES + EXTENDED_PAGES) * PAGE_SIZE, "{own} bytes in use beyond the live blocks");
+    let stats = alloc.stats();
+    assert_eq!(stats.in_use_bytes, expected, "in use, against the live blocks");
+    assert!(stats.overhead_bytes <= (TAG_PAGES + EXTENDED_PAGES) * PAGE_SIZE);
 }
 
 /// After a failed allocation: free blocks until the same request succeeds, which it
@@ -473,7 +474,7 @@ fn stats_account_for_every_page() {
     let class = &stats.classes[2];
     assert_eq!((class.slot_size, class.spans, class.empty_spans, class.held_bytes), (24, 1, 0, UNIT));
     assert_eq!(class.used_bytes, 6 * 24);
-    assert_eq!(stats.in_use_bytes, 6 * 24 + TAG_PAGES * PAGE_SIZE);
+    assert_eq!((stats.in_use_bytes, stats.overhead_bytes), (6 * 24, TAG_PAGES * PAGE_SIZE));
 }
 
 #[test]
@@ -485,8 +486,8 @@ fn a_page_allocators_stats_count_its_runs() {
     let ptrs = layouts.map(|layout| unsafe { alloc.alloc(layout) });
     let stats = alloc.stats();
     let units = 1 + 2 + 3 * UNITS_PER_PAGE + 1;
-    assert_eq!(stats.in_use_bytes, units * UNIT + TAG_PAGES * PAGE_SIZE);
-    assert_eq!(stats.obtained_bytes - stats.free_bytes, stats.in_use_bytes);
+    assert_eq!((stats.in_use_bytes, stats.overhead_bytes), (units * UNIT, TAG_PAGES * PAGE_SIZE));
+    assert_eq!(stats.obtained_bytes - stats.free_bytes, stats.in_use_bytes + stats.overhead_bytes);
     assert!(stats
         .classes
         .iter()
@@ -495,7 +496,107 @@ fn a_page_allocators_stats_count_its_runs() {
         // SAFETY: live with this layout.
         unsafe { alloc.dealloc(ptr, layout) };
     }
-    assert_eq!(alloc.stats().in_use_bytes, TAG_PAGES * PAGE_SIZE);
+    assert_eq!(alloc.stats().in_use_bytes, 0);
+}
+
+/// A [`Memory`] that breaks the alignment the allocator needs: its byte 0 lies 64 bytes
+/// past a 4 KiB boundary (otherwise it keeps every promise: one more page of the region
+/// under it makes the last page whole).
+struct SkewedMemory {
+    inner: OwnedRegion,
+}
+
+/// How far [`SkewedMemory`]'s byte 0 lies past a 64 KiB boundary.
+const SKEW: usize = 64;
+
+impl SkewedMemory {
+    fn new(pages: usize) -> Self {
+        let inner = OwnedRegion::new(pages + 1);
+        assert_eq!(inner.grow(1), Some(0));
+        SkewedMemory { inner }
+    }
+}
+
+// SAFETY: page `k` is bytes `k * PAGE_SIZE + SKEW ..` of the region, which has one page
+// more than this memory, so every page is valid, zero when grown, and ours alone.
+unsafe impl Memory for SkewedMemory {
+    fn size(&self) -> usize {
+        self.inner.size() - 1
+    }
+    fn grow(&self, delta: usize) -> Option<usize> {
+        self.inner.grow(delta).map(|old| old - 1)
+    }
+    fn ptr(&self, offset: usize) -> *mut u8 {
+        self.inner.ptr(offset + SKEW)
+    }
+    fn offset(&self, ptr: *const u8) -> usize {
+        self.inner.offset(ptr) - SKEW
+    }
+    fn take_initial_heap(&self) -> Option<core::ops::Range<usize>> {
+        None
+    }
+}
+
+/// Regression: over a memory whose byte 0 is not 64 KiB aligned, blocks broke their
+/// layout's alignment (a 4 KiB-aligned request came back at an address 64 past a 4 KiB
+/// boundary) and frees masked to the wrong span header. Now every allocation returns
+/// null, and nothing panics.
+#[test]
+fn a_memory_whose_start_is_misaligned_gives_only_nulls() {
+    let layouts = [(8, 8), (100, 8), (4096, 4096), (3 * PAGE_SIZE, 8), (64, 1 << 16)]
+        .map(|(size, align)| Layout::from_size_align(size, align).unwrap());
+    let classes = WasmAllocator::with_memory(SkewedMemory::new(16 + TAG_PAGES));
+    let pages = PageAllocator::with_memory(SkewedMemory::new(16 + TAG_PAGES));
+    let heaps: [&dyn GlobalAlloc; 2] = [&classes, &pages];
+    for (heap, layout) in heaps.into_iter().flat_map(|heap| layouts.map(|layout| (heap, layout))) {
+        // SAFETY: non-zero sizes; a block handed out (the bug) is at least not freed.
+        let ptr = unsafe { heap.alloc(layout) };
+        assert!(ptr.is_null(), "{layout:?} at {ptr:p}");
+    }
+    assert_eq!(classes.stats().obtained_bytes + pages.stats().obtained_bytes, 0);
+}
+
+/// `grow_calls` counts every `memory.grow` call, refused ones too.
+#[test]
+fn a_refused_memory_grow_is_counted() {
+    let alloc = WasmAllocator::with_memory(OwnedRegion::new(4 + TAG_PAGES).refusing(1));
+    let layout = Layout::from_size_align(100, 8).unwrap();
+    // SAFETY: a non-zero size.
+    let refused = unsafe { alloc.alloc(layout) };
+    assert!(refused.is_null());
+    assert_eq!(alloc.stats().grow_calls, 1);
+    // SAFETY: as above; freed with its layout.
+    unsafe {
+        let ptr = alloc.alloc(layout);
+        assert!(!ptr.is_null());
+        alloc.dealloc(ptr, layout);
+    }
+    assert!(alloc.stats().grow_calls >= 2);
+}
+
+/// The page layer's own pages (the extended bitmap once memory passes 128 MiB; the
+/// checked mode's tags) are `overhead_bytes`, not `in_use_bytes`: a leak check across
+/// work that first takes memory past 128 MiB still agrees.
+#[test]
+#[cfg_attr(miri, ignore = "a region of 130 MiB")]
+fn in_use_bytes_agree_across_the_first_growth_past_128_mib() {
+    let alloc = allocator(2048 + 64);
+    let small = Layout::from_size_align(24, 8).unwrap();
+    let big = Layout::from_size_align(2048 * PAGE_SIZE, 8).unwrap();
+    // SAFETY: non-zero sizes; each block freed once, with its layout.
+    unsafe {
+        let kept = alloc.alloc(small);
+        let before = alloc.stats();
+        assert_eq!(before.overhead_bytes, TAG_PAGES * PAGE_SIZE);
+        let ptr = alloc.alloc(big);
+        assert!(!ptr.is_null());
+        assert_eq!(alloc.stats().in_use_bytes, before.in_use_bytes + big.size());
+        alloc.dealloc(ptr, big);
+        let after = alloc.stats();
+        assert_eq!(after.in_use_bytes, before.in_use_bytes, "{after:?}");
+        assert_eq!(after.overhead_bytes, (TAG_PAGES + EXTENDED_PAGES) * PAGE_SIZE);
+        alloc.dealloc(kept, small);
+    }
 }
 
 #[test]

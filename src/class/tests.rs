@@ -55,8 +55,8 @@ fn class_selection_at_every_edge() {
     assert_eq!(class_of(MAX_SLOT, 8), None, "the largest class: a run");
 }
 
-/// Every size up to the largest class: the smallest class that fits, which wastes at
-/// most a fifth of it (a quarter of the request).
+/// Every size up to the largest class: the smallest class that fits, which wastes less
+/// than a fifth of it above 64 B, and at most 7 bytes up to 64 B (what the README says).
 #[test]
 #[cfg_attr(miri, ignore = "arithmetic only, and slow under Miri")]
 fn every_size_in_the_class_range_gets_the_smallest_class_that_fits() {
@@ -67,6 +67,7 @@ fn every_size_in_the_class_range_gets_the_smallest_class_that_fits() {
             Some(class) => {
                 assert_eq!(slot_size(class), expected, "size {size}");
                 assert!(size <= 64 || (slot_size(class) - size) * 5 < slot_size(class), "size {size}");
+                assert!(size > 64 || slot_size(class) - size.max(1) <= 7, "size {size}");
             }
             None => assert_eq!(expected, MAX_SLOT, "size {size} is a run only in the largest class"),
         }

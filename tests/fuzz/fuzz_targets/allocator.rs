@@ -821,7 +821,8 @@ impl Harness<'_> {
         assert!(st.free_bytes <= st.obtained_bytes, "{what}: {st:?}");
         assert_eq!(st.obtained_bytes, m.obtained * UNIT, "{what}: obtained_bytes");
         assert_eq!(st.free_bytes, m.free * UNIT, "{what}: free_bytes");
-        let grows = self.log.lock().unwrap().iter().filter(|&&(_, ok)| ok).count();
+        // Every call counts, refused ones too.
+        let grows = self.log.lock().unwrap().len();
         assert_eq!(st.grow_calls, grows, "{what}: grow_calls");
         // Spans holding live blocks, per class, from the live blocks alone.
         let mut in_use: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); CLASSES];
@@ -864,6 +865,7 @@ impl Harness<'_> {
         }
         // Every unit obtained is free, in a span, in a live run, or the extended bitmap.
         let bitmap = if m.extended { EXTENDED_UNITS } else { 0 };
+        assert_eq!(st.overhead_bytes, bitmap * UNIT, "{what}: overhead_bytes is the bitmap's");
         assert_eq!(
             st.obtained_bytes - st.free_bytes,
             held + (run_units + bitmap + m.lost) * UNIT,
