@@ -261,6 +261,7 @@ fn main() {
     let mut node_cmd = Command::new("node");
     node_cmd
         .arg("--no-liftoff")
+        .arg("--no-wasm-lazy-compilation")
         .arg(root.join("benches/runner/run.mjs"))
         .arg("--manifest")
         .arg(&manifest_path);

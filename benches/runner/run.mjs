@@ -83,10 +83,14 @@ if (!isMainThread) {
 }
 
 // ------------------------------------------------------------------------------------
-// Main thread. V8 compiles every function with TurboFan up front (--no-liftoff), so no
-// allocator is measured partly in baseline code; re-exec with the flag if it is missing.
-if (!process.execArgv.includes('--no-liftoff')) {
-  const r = spawnSync(process.execPath, ['--no-liftoff', ...process.execArgv, SELF, ...process.argv.slice(2)], { stdio: 'inherit' });
+// Main thread. V8 compiles every function with TurboFan (--no-liftoff), so no allocator
+// is measured partly in baseline code, and does so when the module is compiled
+// (--no-wasm-lazy-compilation: V8 11 compiles lazily by default, at a function's first
+// call, which put compile time into the first round's runs); re-exec with the flags if
+// they are missing.
+const V8_FLAGS = ['--no-liftoff', '--no-wasm-lazy-compilation'];
+if (!V8_FLAGS.every((f) => process.execArgv.includes(f))) {
+  const r = spawnSync(process.execPath, [...V8_FLAGS, ...process.execArgv.filter((f) => !V8_FLAGS.includes(f)), SELF, ...process.argv.slice(2)], { stdio: 'inherit' });
   process.exit(r.status ?? 1);
 }
 
@@ -224,19 +228,21 @@ const median = (xs) => {
 const mib = (b) => b / 1048576;
 
 // ------------------------------------------------------------------------------------
-const allocs = manifest.allocators.map((a) => {
+// Compiled up front and in parallel (each module fully, with TurboFan: see V8_FLAGS); a
+// worker receives the compiled module.
+const allocs = await Promise.all(manifest.allocators.map(async (a) => {
   const r = { name: a.name, error: a.error || null, module: null, minPages: null, aaOf: a.aa_of || null };
   if (!r.error) {
     try {
       const bytes = readFileSync(a.wasm);
-      r.module = new WebAssembly.Module(bytes);
+      r.module = await WebAssembly.compile(bytes);
       r.minPages = memoryImportMin(bytes);
     } catch (e) {
       r.error = 'cannot load module: ' + e.message;
     }
   }
   return r;
-});
+}));
 // The A/A copy of wasm-alloc runs in the rounds but stays out of the main tables.
 const names = allocs.filter((a) => !a.aaOf).map((a) => a.name);
 const mainAllocs = allocs.filter((a) => !a.aaOf);
@@ -420,7 +426,7 @@ const now = new Date();
 const date = now.toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
 const header = [
   `wasm-alloc benchmark, ${QUICK ? 'QUICK' : 'full'} mode: ${date}`,
-  `node ${process.version}, V8 ${process.versions.v8} (--no-liftoff); ${nproc} cores, ${cpu}; ${os.type()} ${os.release()}`,
+  `node ${process.version}, V8 ${process.versions.v8} (${V8_FLAGS.join(' ')}); ${nproc} cores, ${cpu}; ${os.type()} ${os.release()}`,
   `${manifest.rustc || 'rustc ?'}; wasm profile: ${manifest.profile || 'wasm-bench'}; ${ROUNDS} rounds, median; fresh instance and worker per run; ` +
     `allocator order shuffled per round and workload (seed ${ORDER_SEED})` + (AA ? `; ${AA.name}: a second copy of ${AA.aaOf}'s module` : ''),
   `load average at start ${LOAD_AT_START.map((x) => x.toFixed(2)).join(' ')}` + (manifest.commit ? `; wasm-alloc at ${manifest.commit}` : ''),
