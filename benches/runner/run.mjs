@@ -133,22 +133,22 @@ const WORKLOADS = [
     note: '48 B blocks, free every other, 80 B blocks, big blocks' },
   { id: 'size-drift', fn: 'wl_size_drift', full: [SEED + 7, 20, 16], quick: [SEED + 7, 12, 8],
     note: 'phases, MiB live per phase; bands 16..64 B, 200..600 B, 2..8 KiB, 20..60 KiB in turn; 1 block in 32 kept 1..4 more phases' },
-  { id: 'ui', fn: 'wl_ui', full: [SEED + 9, 250, 100], quick: [SEED + 9, 100, 100],
+  { id: 'ui', fn: 'wl_ui', full: [SEED + 9, 160, 100], quick: [SEED + 9, 80, 100],
     note: 'UI-like frames: widgets of format!/push_str strings and Vec<small struct>, random lifetimes on a 64-frame wheel, every live widget rendered, lines joined and hashed' },
   { id: 'regex', fn: 'wl_regex', full: [SEED + 10, 32, 3], quick: [SEED + 10, 16, 2],
     note: 'regex: 9 patterns and a RegexSet compiled per repetition over a generated log of KiB; matches counted, key=value captured to Strings, e-mails replaced' },
   // Per operation: ns/op = time / operations (the module reports its count); memory capped.
-  { id: 'op-pair-16', fn: 'wl_op_pair', full: [SEED + 11, 16, 1_000_000], quick: [SEED + 11, 16, 300_000], perop: true,
+  { id: 'op-pair-16', fn: 'wl_op_pair', full: [SEED + 11, 16, 500_000], quick: [SEED + 11, 16, 300_000], perop: true,
     what: 'alloc+free, 16 B', note: 'alloc+free pairs of 16 B, FIFO ring of 64 live blocks' },
-  { id: 'op-pair-100', fn: 'wl_op_pair', full: [SEED + 12, 100, 1_000_000], quick: [SEED + 12, 100, 300_000], perop: true,
+  { id: 'op-pair-100', fn: 'wl_op_pair', full: [SEED + 12, 100, 500_000], quick: [SEED + 12, 100, 300_000], perop: true,
     what: 'alloc+free, 100 B', note: 'the same, 100 B' },
-  { id: 'op-pair-1k', fn: 'wl_op_pair', full: [SEED + 13, 1024, 1_000_000], quick: [SEED + 13, 1024, 300_000], perop: true,
+  { id: 'op-pair-1k', fn: 'wl_op_pair', full: [SEED + 13, 1024, 500_000], quick: [SEED + 13, 1024, 300_000], perop: true,
     what: 'alloc+free, 1 KiB', note: 'the same, 1 KiB' },
-  { id: 'op-pair-10k', fn: 'wl_op_pair', full: [SEED + 14, 10240, 500_000], quick: [SEED + 14, 10240, 150_000], perop: true,
+  { id: 'op-pair-10k', fn: 'wl_op_pair', full: [SEED + 14, 10240, 250_000], quick: [SEED + 14, 10240, 150_000], perop: true,
     what: 'alloc+free, 10 KiB', note: 'the same, 10 KiB' },
-  { id: 'op-shuffle', fn: 'wl_op_shuffle', full: [SEED + 15, 1024, 500], quick: [SEED + 15, 1024, 150], perop: true,
+  { id: 'op-shuffle', fn: 'wl_op_shuffle', full: [SEED + 15, 1024, 250], quick: [SEED + 15, 1024, 150], perop: true,
     what: 'alloc, free shuffled (8..1024 B)', note: 'batches of blocks of 8..1024 B, freed in a shuffled order' },
-  { id: 'op-realloc', fn: 'wl_op_realloc', full: [SEED + 16, 6000], quick: [SEED + 16, 2000], perop: true,
+  { id: 'op-realloc', fn: 'wl_op_realloc', full: [SEED + 16, 3000], quick: [SEED + 16, 2000], perop: true,
     what: 'realloc 8 B..1 MiB (x1.5..2)', note: 'realloc chains from 8 B to 1 MiB, 1.5x..2x a step, then free' },
   { id: 'heap-efficiency', fn: 'wl_heap_eff', full: [SEED + 5, 300], quick: [SEED + 5, 50], eff: true,
     note: `talc's heap efficiency, memory capped at ${HE_CAP_MIB} MiB` },
@@ -158,7 +158,7 @@ const WORKLOADS = [
 const TIMED = WORKLOADS.filter((w) => !w.eff && !w.once && !w.perop);
 const PEROP = WORKLOADS.filter((w) => w.perop);
 const ROUNDED = WORKLOADS.filter((w) => !w.eff && !w.once); // run in the interleaved rounds
-const PEROP_CAP_PAGES = 4096; // 256 MiB: far above what the ring, batches and chains need
+const PEROP_CAP_PAGES = 1024; // 64 MiB: far above what the ring, batches and chains need (< 4 MiB)
 const ONCE = WORKLOADS.filter((w) => w.once);
 const BASE = 'dlmalloc';
 const RA_ACTIONS = 100000; // per iteration of random-actions (RA_ACTIONS in workloads)
