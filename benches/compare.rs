@@ -7,7 +7,8 @@
 //!    a FAIL row instead of stopping the run;
 //! 3. builds the `no_std` size probe once per allocator (`--profile wasm-size`), and
 //!    runs `wasm-opt -Oz` on it when binaryen is installed;
-//! 4. writes `target/bench/manifest.json` and runs `node benches/runner/run.mjs`.
+//! 4. writes `target/bench/manifest.json` (with wasm-alloc's module a second time, as
+//!    `wasm-alloc (A/A)`, for the A/A spread) and runs `node benches/runner/run.mjs`.
 //!
 //! Quick mode: `BENCH_QUICK=1 cargo bench` or `cargo bench --bench compare -- --quick`;
 //! its results go to `target/bench/quick/` instead of `benches/results/`.
@@ -37,6 +38,8 @@ const ALLOCATORS: &[(&str, &str, &str, &str)] = &[
     ("wee_alloc", "wl-wee-alloc", "wl_wee_alloc", "wee_alloc"),
     ("bump", "wl-bump", "wl_bump", "bump"),
 ];
+/// The second copy of wasm-alloc's workload module, for the A/A spread.
+const AA_NAME: &str = "wasm-alloc (A/A)";
 const TARGET: &str = "wasm32-unknown-unknown";
 const WASM_FEATURES: &[&str] = &[
     "--enable-bulk-memory",
@@ -182,6 +185,23 @@ fn main() {
             Some(e) => format!(r#"{{"name":{},"error":{}}}"#, js(a.0), js(e)),
         })
         .collect();
+    // The A/A copy: wasm-alloc's module again under another name, run in the same rounds;
+    // the runner reports the spread of the two (the noise) and keeps it out of the other tables.
+    let aa_path = wasm_dir.join("wasm-alloc-aa.wasm");
+    let _ = fs::remove_file(&aa_path);
+    let aa = match &errors[0] {
+        None => fs::copy(&wasm_paths[0], &aa_path).map(|_| ()).map_err(|e| format!("no module: {e}")),
+        Some(e) => Err(e.clone()),
+    };
+    allocs.push(match aa {
+        Ok(()) => format!(
+            r#"{{"name":{},"wasm":{},"aa_of":{}}}"#,
+            js(AA_NAME),
+            js(&aa_path.to_string_lossy()),
+            js(ALLOCATORS[0].0)
+        ),
+        Err(e) => format!(r#"{{"name":{},"error":{},"aa_of":{}}}"#, js(AA_NAME), js(&e), js(ALLOCATORS[0].0)),
+    });
     // The baseline goes right after wasm-alloc; the manifest says which it is.
     let mut baseline_json = String::new();
     if let (Some(b), Some(res)) = (&baseline, &baseline_built) {
@@ -241,6 +261,7 @@ fn main() {
     let mut node_cmd = Command::new("node");
     node_cmd
         .arg("--no-liftoff")
+        .arg("--no-wasm-lazy-compilation")
         .arg(root.join("benches/runner/run.mjs"))
         .arg("--manifest")
         .arg(&manifest_path);

@@ -6,8 +6,11 @@
 // The manifest is written by benches/compare.rs (`cargo bench`): one wasm module per
 // allocator (same workloads, different #[global_allocator]) and the size-probe results.
 // Each workload runs in a fresh instance inside a fresh worker thread (so a hung peer can
-// be terminated), allocators interleaved round-robin, rotated every round. Reported: the
-// median time, its ratio to dlmalloc, peak memory (memory.buffer.byteLength at the end;
+// be terminated), which is terminated, and its exit awaited, before the next run starts;
+// allocators interleaved, each round's order (per workload) shuffled by a seeded RNG.
+// wasm-alloc runs twice (a second copy of its module, `wasm-alloc (A/A)`): the spread of
+// the two is the noise. Reported: the median time, its ratio to dlmalloc, ns per operation
+// for the per-operation workloads, the A/A spread, peak memory (memory.buffer.byteLength at the end;
 // wasm memory never shrinks), wasm-alloc's own counters, heap efficiency, the small-program
 // footprint (memory after one fixed live set), code size. Progress (elapsed, estimated
 // time left) goes to stderr. Writes a table to stdout and CSV + SVG into the output directory.
@@ -52,6 +55,7 @@ if (!isMainThread) {
   const out = { ms, bytes: memory.buffer.byteLength, nulls: ex.bench_nulls(), nullSize: ex.bench_null_size() >>> 0 };
   out.heapBase = ex.__heap_base ? ex.__heap_base.value >>> 0 : null;
   if (fn === 'wl_heap_eff' && ex.bench_he_first) out.first = ex.bench_he_first() >>> 0;
+  if (fn.startsWith('wl_op_') && ex.bench_ops) out.ops = ex.bench_ops() >>> 0;
   if (err) {
     const len = ex.bench_err_len() >>> 0;
     const msg = len ? Buffer.from(memory.buffer, ex.bench_err_ptr() >>> 0, len).toString('utf8') : '';
@@ -79,10 +83,14 @@ if (!isMainThread) {
 }
 
 // ------------------------------------------------------------------------------------
-// Main thread. V8 compiles every function with TurboFan up front (--no-liftoff), so no
-// allocator is measured partly in baseline code; re-exec with the flag if it is missing.
-if (!process.execArgv.includes('--no-liftoff')) {
-  const r = spawnSync(process.execPath, ['--no-liftoff', ...process.execArgv, SELF, ...process.argv.slice(2)], { stdio: 'inherit' });
+// Main thread. V8 compiles every function with TurboFan (--no-liftoff), so no allocator
+// is measured partly in baseline code, and does so when the module is compiled
+// (--no-wasm-lazy-compilation: V8 11 compiles lazily by default, at a function's first
+// call, which put compile time into the first round's runs); re-exec with the flags if
+// they are missing.
+const V8_FLAGS = ['--no-liftoff', '--no-wasm-lazy-compilation'];
+if (!V8_FLAGS.every((f) => process.execArgv.includes(f))) {
+  const r = spawnSync(process.execPath, [...V8_FLAGS, ...process.execArgv.filter((f) => !V8_FLAGS.includes(f)), SELF, ...process.argv.slice(2)], { stdio: 'inherit' });
   process.exit(r.status ?? 1);
 }
 
@@ -97,6 +105,9 @@ const manifest = JSON.parse(readFileSync(manifestPath, 'utf8'));
 const ROUNDS = Number(opt('--rounds', QUICK ? 5 : 7));
 const TIMEOUT_MS = Number(opt('--timeout', QUICK ? 5 : 20)) * 1000; // heap-efficiency: 3x
 const ONLY = opt('--only', null); // comma-separated workload ids
+// Each round's allocator order (per workload) is a seeded shuffle: position effects
+// (what ran just before, the machine warming up) average out instead of repeating.
+const ORDER_SEED = Number(opt('--order-seed', 1));
 // Partial runs (--only, or fewer than 5 rounds) never overwrite the committed full results.
 const PARTIAL = !!ONLY || (!QUICK && ROUNDS < 5);
 // A baseline (BENCH_BASELINE / --baseline in compare.rs): wasm-alloc at another revision as
@@ -122,12 +133,32 @@ const WORKLOADS = [
     note: '48 B blocks, free every other, 80 B blocks, big blocks' },
   { id: 'size-drift', fn: 'wl_size_drift', full: [SEED + 7, 20, 16], quick: [SEED + 7, 12, 8],
     note: 'phases, MiB live per phase; bands 16..64 B, 200..600 B, 2..8 KiB, 20..60 KiB in turn; 1 block in 32 kept 1..4 more phases' },
+  { id: 'ui', fn: 'wl_ui', full: [SEED + 9, 160, 100], quick: [SEED + 9, 80, 100],
+    note: 'UI-like frames: widgets of format!/push_str strings and Vec<small struct>, random lifetimes on a 64-frame wheel, every live widget rendered, lines joined and hashed' },
+  { id: 'regex', fn: 'wl_regex', full: [SEED + 10, 32, 3], quick: [SEED + 10, 16, 2],
+    note: 'regex: 9 patterns and a RegexSet compiled per repetition over a generated log of KiB; matches counted, key=value captured to Strings, e-mails replaced' },
+  // Per operation: ns/op = time / operations (the module reports its count); memory capped.
+  { id: 'op-pair-16', fn: 'wl_op_pair', full: [SEED + 11, 16, 500_000], quick: [SEED + 11, 16, 300_000], perop: true,
+    what: 'alloc+free, 16 B', note: 'alloc+free pairs of 16 B, FIFO ring of 64 live blocks' },
+  { id: 'op-pair-100', fn: 'wl_op_pair', full: [SEED + 12, 100, 500_000], quick: [SEED + 12, 100, 300_000], perop: true,
+    what: 'alloc+free, 100 B', note: 'the same, 100 B' },
+  { id: 'op-pair-1k', fn: 'wl_op_pair', full: [SEED + 13, 1024, 500_000], quick: [SEED + 13, 1024, 300_000], perop: true,
+    what: 'alloc+free, 1 KiB', note: 'the same, 1 KiB' },
+  { id: 'op-pair-10k', fn: 'wl_op_pair', full: [SEED + 14, 10240, 250_000], quick: [SEED + 14, 10240, 150_000], perop: true,
+    what: 'alloc+free, 10 KiB', note: 'the same, 10 KiB' },
+  { id: 'op-shuffle', fn: 'wl_op_shuffle', full: [SEED + 15, 1024, 250], quick: [SEED + 15, 1024, 150], perop: true,
+    what: 'alloc, free shuffled (8..1024 B)', note: 'batches of blocks of 8..1024 B, freed in a shuffled order' },
+  { id: 'op-realloc', fn: 'wl_op_realloc', full: [SEED + 16, 3000], quick: [SEED + 16, 2000], perop: true,
+    what: 'realloc 8 B..1 MiB (x1.5..2)', note: 'realloc chains from 8 B to 1 MiB, 1.5x..2x a step, then free' },
   { id: 'heap-efficiency', fn: 'wl_heap_eff', full: [SEED + 5, 300], quick: [SEED + 5, 50], eff: true,
     note: `talc's heap efficiency, memory capped at ${HE_CAP_MIB} MiB` },
   { id: 'footprint', fn: 'wl_footprint', full: [SEED + 8], quick: [SEED + 8], once: true,
     note: '300 live blocks of 40 sizes, 8 B..64 KiB (1.40 MiB); memory at the end' },
 ].filter((w) => !ONLY || ONLY.split(',').includes(w.id));
-const TIMED = WORKLOADS.filter((w) => !w.eff && !w.once);
+const TIMED = WORKLOADS.filter((w) => !w.eff && !w.once && !w.perop);
+const PEROP = WORKLOADS.filter((w) => w.perop);
+const ROUNDED = WORKLOADS.filter((w) => !w.eff && !w.once); // run in the interleaved rounds
+const PEROP_CAP_PAGES = 1024; // 64 MiB: far above what the ring, batches and chains need (< 4 MiB)
 const ONCE = WORKLOADS.filter((w) => w.once);
 const BASE = 'dlmalloc';
 const RA_ACTIONS = 100000; // per iteration of random-actions (RA_ACTIONS in workloads)
@@ -172,11 +203,17 @@ function runOnce(alloc, w, args, maxPages) {
     // A long run still says something every 30 s.
     const t0 = Date.now();
     const beat = setInterval(() => log(`    ... ${w.id} / ${alloc.name} still running (${((Date.now() - t0) / 1000).toFixed(0)} s; ${elapsed()} elapsed)`), 30000);
-    const finish = (r) => { if (!done) { done = true; clearTimeout(timer); clearInterval(beat); resolve(r); } };
-    const timer = setTimeout(() => {
-      worker.terminate();
-      finish({ fail: `timeout (> ${timeoutMs / 1000} s)` });
-    }, timeoutMs);
+    // The first outcome counts; the run is over only when the worker's thread has
+    // stopped (terminate() resolves on its exit), so no worker, and no teardown of its
+    // isolate and memory, overlaps the next run.
+    const finish = (r) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      clearInterval(beat);
+      worker.terminate().then(() => resolve(r), () => resolve(r));
+    };
+    const timer = setTimeout(() => finish({ fail: `timeout (> ${timeoutMs / 1000} s)` }), timeoutMs);
     worker.on('message', finish);
     worker.on('error', (e) => finish({ fail: 'worker error: ' + (e.message || e) }));
     worker.on('exit', () => finish({ fail: 'worker exited without a result' }));
@@ -191,20 +228,25 @@ const median = (xs) => {
 const mib = (b) => b / 1048576;
 
 // ------------------------------------------------------------------------------------
-const allocs = manifest.allocators.map((a) => {
-  const r = { name: a.name, error: a.error || null, module: null, minPages: null };
+// Compiled up front and in parallel (each module fully, with TurboFan: see V8_FLAGS); a
+// worker receives the compiled module.
+const allocs = await Promise.all(manifest.allocators.map(async (a) => {
+  const r = { name: a.name, error: a.error || null, module: null, minPages: null, aaOf: a.aa_of || null };
   if (!r.error) {
     try {
       const bytes = readFileSync(a.wasm);
-      r.module = new WebAssembly.Module(bytes);
+      r.module = await WebAssembly.compile(bytes);
       r.minPages = memoryImportMin(bytes);
     } catch (e) {
       r.error = 'cannot load module: ' + e.message;
     }
   }
   return r;
-});
-const names = allocs.map((a) => a.name);
+}));
+// The A/A copy of wasm-alloc runs in the rounds but stays out of the main tables.
+const names = allocs.filter((a) => !a.aaOf).map((a) => a.name);
+const mainAllocs = allocs.filter((a) => !a.aaOf);
+const AA = allocs.find((a) => a.aaOf) || null;
 const cell = {}; // `${wl}|${alloc}` -> { times: [], bytes, ret, fail, stats, eff }
 const key = (w, a) => `${w}|${a}`;
 for (const w of WORKLOADS) for (const a of allocs) cell[key(w.id, a.name)] = { times: [], fail: a.error ? `build failed: ${a.error}` : null };
@@ -247,7 +289,7 @@ function estimate(w, a) {
   if (p !== undefined) return Math.min(p + 150, timeout);
   const others = allocs.flatMap((b) => wall[key(w.id, b.name)] ?? []);
   if (others.length) return mean(others);
-  const mine = TIMED.flatMap((v) => wall[key(v.id, a.name)] ?? []);
+  const mine = ROUNDED.flatMap((v) => wall[key(v.id, a.name)] ?? []);
   if (mine.length && !w.eff && !w.once) return mean(mine);
   return w.eff ? 5000 : w.once ? 300 : 1000;
 }
@@ -255,9 +297,9 @@ function estimate(w, a) {
 function left(round, wi, doneOnce) {
   let ms = 0;
   for (let r = round; r < ROUNDS; r++) {
-    for (let i = r === round ? wi : 0; i < TIMED.length; i++) for (const a of allocs) ms += estimate(TIMED[i], a);
+    for (let i = r === round ? wi : 0; i < ROUNDED.length; i++) for (const a of allocs) ms += estimate(ROUNDED[i], a);
   }
-  for (const w of WORKLOADS.filter((w) => w.eff || w.once)) for (const a of allocs) {
+  for (const w of WORKLOADS.filter((w) => w.eff || w.once)) for (const a of mainAllocs) {
     if (!doneOnce.has(key(w.id, a.name))) ms += estimate(w, a);
   }
   return ms;
@@ -272,22 +314,48 @@ async function timedRun(a, w, args, maxPages) {
   return r;
 }
 
+// Seeded shuffles (mulberry32, Fisher-Yates): a new order for every round and workload.
+const orderRng = (() => {
+  let t = ORDER_SEED >>> 0;
+  return () => {
+    t = (t + 0x6d2b79f5) >>> 0;
+    let x = Math.imul(t ^ (t >>> 15), t | 1);
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+})();
+const shuffled = (xs) => {
+  const o = [...xs];
+  for (let i = o.length - 1; i > 0; i--) {
+    const j = Math.floor(orderRng() * (i + 1));
+    [o[i], o[j]] = [o[j], o[i]];
+  }
+  return o;
+};
 for (let round = 0; round < ROUNDS; round++) {
-  for (const [wi, w] of TIMED.entries()) {
+  for (const [wi, w] of ROUNDED.entries()) {
     const t0 = Date.now();
-    const order = allocs.map((_, i) => allocs[(i + round) % allocs.length]);
+    const order = shuffled(allocs);
     for (const a of order) {
       const c = cell[key(w.id, a.name)];
+      // The round's time, or null: the A/A table pairs the runs of one round.
+      c.rounds ??= [];
+      c.rounds[round] = null;
       if (c.fail) continue;
-      const r = await timedRun(a, w, QUICK ? w.quick : w.full, 0);
+      const r = await timedRun(a, w, QUICK ? w.quick : w.full, w.perop ? PEROP_CAP_PAGES : 0);
       if (r.fail) { c.fail = r.fail; continue; }
+      c.rounds[round] = r.ms;
+      if (w.perop) {
+        if (c.ops !== undefined && c.ops !== r.ops) c.fail = `operation count changed between rounds (${c.ops} vs ${r.ops})`;
+        c.ops = r.ops;
+      }
       c.times.push(r.ms);
       c.bytes = Math.max(c.bytes || 0, r.bytes);
       if (c.ret !== undefined && c.ret !== r.ret) c.fail = `checksum changed between rounds (${c.ret} vs ${r.ret})`;
       c.ret = r.ret;
       if (r.stats) c.stats = r.stats;
     }
-    const last = wi + 1 === TIMED.length;
+    const last = wi + 1 === ROUNDED.length;
     progress(`round ${round + 1}/${ROUNDS} ${w.id}`, Date.now() - t0, last ? left(round + 1, 0, doneOnce) : left(round, wi + 1, doneOnce));
   }
 }
@@ -295,7 +363,7 @@ for (let round = 0; round < ROUNDS; round++) {
 // Footprint: deterministic, one run per allocator, memory at the end.
 for (const w of ONCE) {
   const t0 = Date.now();
-  for (const a of allocs) {
+  for (const a of mainAllocs) {
     const c = cell[key(w.id, a.name)];
     doneOnce.add(key(w.id, a.name));
     if (c.fail) continue;
@@ -314,7 +382,7 @@ for (const w of ONCE) {
 // Heap efficiency: deterministic, one run per allocator.
 for (const w of WORKLOADS.filter((w) => w.eff)) {
   const capPages = HE_CAP_MIB * 16;
-  for (const a of allocs) {
+  for (const a of mainAllocs) {
     const c = cell[key(w.id, a.name)];
     doneOnce.add(key(w.id, a.name));
     if (c.fail) continue;
@@ -334,13 +402,14 @@ for (const w of WORKLOADS.filter((w) => w.eff)) {
 }
 
 // Checksums: every allocator must compute what the reference computes.
-for (const w of [...TIMED, ...ONCE]) {
+const allNames = allocs.map((a) => a.name);
+for (const w of [...ROUNDED, ...ONCE]) {
   const ref = cell[key(w.id, BASE)]?.ret ?? (() => {
     const votes = {};
     for (const a of names) { const r = cell[key(w.id, a)].ret; if (r !== undefined) votes[r] = (votes[r] || 0) + 1; }
     return Number(Object.entries(votes).sort((x, y) => y[1] - x[1])[0]?.[0]);
   })();
-  for (const a of names) {
+  for (const a of w.once ? names : allNames) {
     const c = cell[key(w.id, a)];
     if (!c.fail && c.ret !== undefined && c.ret !== ref) c.fail = `wrong checksum ${c.ret} (expected ${ref})`;
   }
@@ -357,8 +426,9 @@ const now = new Date();
 const date = now.toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
 const header = [
   `wasm-alloc benchmark, ${QUICK ? 'QUICK' : 'full'} mode: ${date}`,
-  `node ${process.version}, V8 ${process.versions.v8} (--no-liftoff); ${nproc} cores, ${cpu}; ${os.type()} ${os.release()}`,
-  `${manifest.rustc || 'rustc ?'}; wasm profile: ${manifest.profile || 'wasm-bench'}; ${ROUNDS} rounds, median; fresh instance per run`,
+  `node ${process.version}, V8 ${process.versions.v8} (${V8_FLAGS.join(' ')}); ${nproc} cores, ${cpu}; ${os.type()} ${os.release()}`,
+  `${manifest.rustc || 'rustc ?'}; wasm profile: ${manifest.profile || 'wasm-bench'}; ${ROUNDS} rounds, median; fresh instance and worker per run; ` +
+    `allocator order shuffled per round and workload (seed ${ORDER_SEED})` + (AA ? `; ${AA.name}: a second copy of ${AA.aaOf}'s module` : ''),
   `load average at start ${LOAD_AT_START.map((x) => x.toFixed(2)).join(' ')}` + (manifest.commit ? `; wasm-alloc at ${manifest.commit}` : ''),
 ];
 if (BASELINE) {
@@ -378,7 +448,7 @@ function table(title, rowsHead, rows, cols) {
 }
 const fails = [];
 // A timeout is a lower bound on the ratio: say so.
-for (const w of TIMED) for (const a of names) {
+for (const w of ROUNDED) for (const a of allNames) {
   const c = cell[key(w.id, a)], b = med(cell[key(w.id, BASE)]);
   if (c.fail && c.fail.startsWith('timeout') && b) c.fail += `, i.e. > ${(TIMEOUT_MS / b).toFixed(0)}x dlmalloc`;
 }
@@ -396,6 +466,39 @@ const timeRows = TIMED.map((w) => [w.id, ...names.map((a) => {
   const m = med(c), b = med(cell[key(w.id, BASE)]);
   return `${m.toFixed(1)} ms` + (b ? ` ${(m / b).toFixed(2)}x` : '');
 })]);
+// Per operation: the median run's time divided by the operations the module counted.
+const nsPerOp = (c) => (c.fail || !c.ops || !c.times.length ? null : (med(c) * 1e6) / c.ops);
+const perOpRows = PEROP.map((w) => [w.what, ...names.map((a) => {
+  const c = cell[key(w.id, a)];
+  if (c.fail) return failMark(w.id, a, c);
+  const ns = nsPerOp(c), b = nsPerOp(cell[key(w.id, BASE)]);
+  return `${ns.toFixed(1)} ns` + (b ? ` ${(ns / b).toFixed(2)}x` : '');
+})]);
+// A/A: wasm-alloc against the second copy of its module, in the same rounds. Per round,
+// the two runs of the round paired: min..max of their ratio.
+const aaRows = [];
+const aaCsv = [];
+if (AA) {
+  const logs = [];
+  let lo = Infinity, hi = -Infinity;
+  for (const w of ROUNDED) {
+    const a = cell[key(w.id, AA.aaOf)], b = cell[key(w.id, AA.name)];
+    if (a.fail || b.fail) {
+      aaRows.push([w.id, a.fail ? failMark(w.id, AA.aaOf, a) : med(a).toFixed(1), b.fail ? failMark(w.id, AA.name, b) : med(b).toFixed(1), '-', '-']);
+      continue;
+    }
+    const pr = (a.rounds || []).map((t, r) => (t != null && b.rounds?.[r] != null ? t / b.rounds[r] : null)).filter((x) => x != null);
+    const ratio = med(a) / med(b);
+    logs.push(Math.log(ratio));
+    if (pr.length) { lo = Math.min(lo, ...pr); hi = Math.max(hi, ...pr); }
+    aaRows.push([w.id, med(a).toFixed(1), med(b).toFixed(1), `${ratio.toFixed(3)}x`,
+      pr.length ? `${Math.min(...pr).toFixed(3)}..${Math.max(...pr).toFixed(3)}` : '-']);
+    aaCsv.push([w.id, ratio.toFixed(4), pr.length ? Math.min(...pr).toFixed(4) : '', pr.length ? Math.max(...pr).toFixed(4) : '',
+      pr.map((x) => x.toFixed(4)).join(' '), med(a).toFixed(3), med(b).toFixed(3)]);
+  }
+  if (logs.length) aaRows.push(['geomean / all rounds', '', '', `${Math.exp(logs.reduce((x, y) => x + y, 0) / logs.length).toFixed(3)}x`,
+    lo <= hi ? `${lo.toFixed(3)}..${hi.toFixed(3)}` : '-']);
+}
 const memRows = [...TIMED, ...ONCE].map((w) => [w.id, ...names.map((a) => {
   const c = cell[key(w.id, a)];
   return c.fail ? 'FAIL' : mib(c.bytes).toFixed(1);
@@ -531,6 +634,12 @@ const out = [
   ...header, '',
   glance, '',
   table('Time: median, and ratio to dlmalloc (lower is better)', 'workload', [...timeRows, ...raRow], names), '',
+  ...(perOpRows.length ? [table('Per operation: ns per operation (median run / operations counted), and ratio to dlmalloc (lower is better); ' +
+    'an operation: an alloc+free pair (a FIFO ring of 64 live blocks of the size), one block of a batch of 1024 allocated and freed in a shuffled order, ' +
+    'one realloc of a chain from 8 B to 1 MiB (the chain\'s alloc and free included); checks of the blocks\' marks included', 'operation', perOpRows, names), ''] : []),
+  ...(aaRows.length ? [table(`A/A spread: ${AA.aaOf} against ${AA.name}, the same module run twice in every round (the noise a change is judged against); ` +
+    `ratio of the medians, and min..max over the rounds of the two runs of one round paired`, 'workload', aaRows,
+    [`${AA.aaOf} ms`, `${AA.name} ms`, 'ratio', 'per round min..max']), ''] : []),
   table('Peak memory: MiB of wasm memory at the end (lower is better)', 'workload', memRows, names), '',
   ...(effRows.length ? [table("Heap efficiency: bytes in use at the first failure / heap (talc's definition; higher is better)", 'workload', effRows, names), ''] : []),
   ...(fpRows.length ? [table(`Small-program footprint: ${ONCE[0].note} (lower is better)`, 'footprint', fpRows, names), ''] : []),
@@ -555,7 +664,7 @@ console.log(out);
 mkdirSync(outDir, { recursive: true });
 const csvq = (s) => (/[",\n]/.test(String(s)) ? `"${String(s).replace(/"/g, '""')}"` : String(s));
 const benchCsv = [
-  ['workload', 'allocator', 'status', 'median_ms', 'min_ms', 'max_ms', 'runs', 'ratio_to_dlmalloc', 'peak_bytes', 'heap_efficiency_pct', 'heap_efficiency_first_round_pct', 'checksum', 'grow_calls', 'pages_obtained', 'pages_free', 'reason', 'peak_ratio_to_dlmalloc'].join(','),
+  ['workload', 'allocator', 'status', 'median_ms', 'min_ms', 'max_ms', 'runs', 'ratio_to_dlmalloc', 'peak_bytes', 'heap_efficiency_pct', 'heap_efficiency_first_round_pct', 'checksum', 'grow_calls', 'pages_obtained', 'pages_free', 'reason', 'peak_ratio_to_dlmalloc', 'ops', 'ns_per_op'].join(','),
   ...WORKLOADS.flatMap((w) => names.map((a) => {
     const c = cell[key(w.id, a)], bc = cell[key(w.id, BASE)];
     const m = med(c), b = med(bc);
@@ -564,7 +673,8 @@ const benchCsv = [
       ok && c.times.length ? Math.max(...c.times).toFixed(3) : '', c.times.length, ok && !w.eff && !w.once && b ? (m / b).toFixed(4) : '',
       ok ? c.bytes : '', ok && c.eff != null ? c.eff.toFixed(2) : '', ok && c.effFirst != null ? c.effFirst.toFixed(2) : '', ok && c.ret != null && !w.eff ? c.ret : '',
       c.stats?.grow_calls ?? '', c.stats?.pages_obtained ?? '', c.stats?.pages_free ?? '', c.fail || '',
-      ok && !w.eff && c.bytes && bc.bytes && !bc.fail ? (c.bytes / bc.bytes).toFixed(4) : ''].map(csvq).join(',');
+      ok && !w.eff && c.bytes && bc.bytes && !bc.fail ? (c.bytes / bc.bytes).toFixed(4) : '',
+      ok && c.ops ? c.ops : '', ok && nsPerOp(c) != null ? nsPerOp(c).toFixed(2) : ''].map(csvq).join(',');
   })),
 ].join('\n') + '\n';
 const sizeCsv = [
@@ -580,6 +690,12 @@ writeFileSync(path.join(outDir, 'bench.csv'), benchCsv);
 writeFileSync(path.join(outDir, 'size.csv'), sizeCsv);
 writeFileSync(path.join(outDir, 'results.txt'), out + '\n');
 writeFileSync(path.join(outDir, 'chart.svg'), svg());
+if (aaCsv.length) {
+  writeFileSync(path.join(outDir, 'aa.csv'), [
+    'workload,time_ratio,round_ratio_min,round_ratio_max,round_ratios,median_ms,aa_median_ms',
+    ...aaCsv.map((r) => r.map(csvq).join(',')),
+  ].join('\n') + '\n');
+}
 if (baselineCsv.length) {
   writeFileSync(path.join(outDir, 'baseline.csv'), [
     `workload,time_ratio,round_ratio_min,round_ratio_max,round_ratios,median_ms,baseline_median_ms,peak_bytes,baseline_peak_bytes,peak_change_pages,heap_efficiency_pct,baseline_heap_efficiency_pct`,
@@ -596,8 +712,9 @@ if (!QUICK && !PARTIAL) {
   writeFileSync(path.join(outDir, 'history', `${name}-bench.csv`), benchCsv);
   writeFileSync(path.join(outDir, 'history', `${name}-size.csv`), sizeCsv);
   writeFileSync(path.join(outDir, 'history', `${name}-results.txt`), out + '\n');
+  if (aaCsv.length) writeFileSync(path.join(outDir, 'history', `${name}-aa.csv`), readFileSync(path.join(outDir, 'aa.csv')));
 }
-log(`bench: wrote ${outDir}/{bench.csv,size.csv,results.txt,chart.svg${baselineCsv.length ? ',baseline.csv' : ''}}`);
+log(`bench: wrote ${outDir}/{bench.csv,size.csv,results.txt,chart.svg${aaCsv.length ? ',aa.csv' : ''}${baselineCsv.length ? ',baseline.csv' : ''}}`);
 
 function svg() {
   const COLORS = { 'wasm-alloc': '#d62728', dlmalloc: '#1f77b4', wasmalloc: '#e377c2', talc: '#2ca02c', rlsf: '#9467bd', lol_alloc: '#ff7f0e', wee_alloc: '#8c564b', bump: '#7f7f7f' };

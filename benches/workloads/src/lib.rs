@@ -1133,3 +1133,423 @@ pub extern "C" fn wl_footprint(seed: u32) -> u32 {
     }
     h.finish()
 }
+
+// ---------------------------------------------------------------------------------------
+// 10. Per operation: small loops of one kind of operation, each recording how many it did
+// (`bench_ops`), so the runner reports nanoseconds per operation. The memory is capped by
+// the runner (an allocator that never reuses memory runs out instead of growing to GiBs).
+
+static OPS: AtomicUsize = AtomicUsize::new(0);
+
+/// Operations done by the last per-operation workload (`wl_op_*`).
+#[no_mangle]
+pub extern "C" fn bench_ops() -> usize {
+    OPS.load(Relaxed)
+}
+
+const PAIR_RING: usize = 64;
+
+#[inline]
+fn next_tag(t: u32) -> u32 {
+    t.wrapping_mul(0x2C1B_3C6D).wrapping_add(0x297A_2D39)
+}
+
+/// `ops` alloc+free pairs of `size` bytes: a FIFO ring of 64 live blocks; each operation
+/// frees the oldest block (checking its marks) and allocates its successor in its slot,
+/// so every block lives for 64 operations and the live set stays constant.
+#[no_mangle]
+pub extern "C" fn wl_op_pair(seed: u32, size: u32, ops: u32) -> u32 {
+    let size = size as usize;
+    let mut h = Hash::new();
+    let mut tag = seed.wrapping_mul(0x9E37_79B9) | 1;
+    let mut ring = [NO_BLK; PAIR_RING];
+    for b in ring.iter_mut() {
+        tag = next_tag(tag);
+        *b = Blk::new(size, 8, tag);
+    }
+    for i in 0..ops as usize {
+        let slot = &mut ring[i % PAIR_RING];
+        h.add(slot.free() as u64);
+        tag = next_tag(tag);
+        *slot = Blk::new(size, 8, tag);
+    }
+    for b in ring {
+        h.add(b.free() as u64);
+    }
+    OPS.store(ops as usize, Relaxed);
+    h.finish()
+}
+
+/// Free in another order: `reps` times, `n` blocks of mixed small sizes (8..=1024 B,
+/// a doubling band 8 << k chosen uniformly, then uniform in it) are allocated, shuffled
+/// (Fisher-Yates) and freed in that order. One operation = one block's alloc and free.
+#[no_mangle]
+pub extern "C" fn wl_op_shuffle(seed: u32, n: u32, reps: u32) -> u32 {
+    let mut rng = Rng::new(seed);
+    let mut h = Hash::new();
+    let n = n as usize;
+    let mut blocks: Vec<Blk> = Vec::with_capacity(n);
+    for _ in 0..reps {
+        for _ in 0..n {
+            let lo = 8usize << rng.below(7);
+            blocks.push(Blk::new(rng.range(lo, 2 * lo), 8, rng.u32()));
+        }
+        for i in (1..n).rev() {
+            blocks.swap(i, rng.below(i + 1));
+        }
+        for b in blocks.drain(..) {
+            h.add(b.free() as u64);
+        }
+    }
+    OPS.store(n * reps as usize, Relaxed);
+    h.finish()
+}
+
+/// Realloc chains: `chains` times, one block allocated at 8 B and grown by realloc as a
+/// pushed Vec grows, each step by a random factor of 1.5x..2x (in sixteenths), up to
+/// 1 MiB (the last step clamped), about 21 steps; then freed. Marks are checked after
+/// every move. One operation = one realloc (the chain's alloc and free are in its time).
+#[no_mangle]
+pub extern "C" fn wl_op_realloc(seed: u32, chains: u32) -> u32 {
+    const TOP: usize = 1 << 20;
+    let mut rng = Rng::new(seed);
+    let mut h = Hash::new();
+    let mut steps = 0usize;
+    for _ in 0..chains {
+        let mut b = Blk::new(8, 8, rng.u32());
+        while b.size < TOP {
+            let grow = rng.range(24, 32);
+            b.realloc((b.size * grow / 16).min(TOP));
+            steps += 1;
+        }
+        h.add(b.free() as u64);
+    }
+    h.add(steps as u64);
+    OPS.store(steps, Relaxed);
+    h.finish()
+}
+
+// ---------------------------------------------------------------------------------------
+// 11. UI-like: every frame, widgets are built from short strings and small vectors
+// (`format!` labels, text grown by `push_str`, a Vec of small attribute structs grown by
+// push) and put on a timing wheel with a random lifetime (most 1..4 frames, one in 8 up
+// to 63); a few live widgets are edited (text and attributes grow); every live widget is
+// rendered to a line (`format!` per attribute), the lines joined into one String, which
+// is hashed, and all dropped; expired widgets are checked and dropped. Each widget keeps
+// a hash of its contents, checked when it is edited and when it is dropped.
+
+#[derive(Clone, Copy)]
+struct UiAttr {
+    key: u16,
+    flags: u16,
+    val: u32,
+}
+
+struct Widget {
+    id: u32,
+    kind: &'static str,
+    label: String,
+    text: String,
+    attrs: Vec<UiAttr>,
+    sum: u64,
+}
+
+const UI_KINDS: &[&str] =
+    &["button", "label", "row", "column", "icon", "input", "list-item", "tooltip", "badge", "panel"];
+const UI_WHEEL: usize = 64;
+
+impl Widget {
+    fn new(rng: &mut Rng, id: u32) -> Widget {
+        let kind = UI_KINDS[rng.below(UI_KINDS.len())];
+        let label = format!("{kind}-{id}");
+        let mut text = String::new();
+        for i in 0..rng.below(9) {
+            if i > 0 {
+                text.push(' ');
+            }
+            text.push_str(md_word(rng));
+        }
+        let mut attrs = Vec::new();
+        for _ in 0..rng.below(10) {
+            attrs.push(UiAttr { key: rng.below(64) as u16, flags: rng.u16(), val: rng.u32() });
+        }
+        let mut w = Widget { id, kind, label, text, attrs, sum: 0 };
+        w.sum = w.contents();
+        w
+    }
+    fn contents(&self) -> u64 {
+        let mut h = Hash::new();
+        h.add(self.id as u64);
+        h.bytes(self.label.as_bytes());
+        h.bytes(self.text.as_bytes());
+        for a in &self.attrs {
+            h.add(a.key as u64 | (a.flags as u64) << 16 | (a.val as u64) << 32);
+        }
+        h.0
+    }
+    fn check(&self) {
+        if self.contents() != self.sum {
+            panic!("ui: widget {} corrupted", self.id);
+        }
+    }
+    fn render(&self) -> String {
+        let mut s = format!("<{} id=\"{}\"", self.kind, self.label);
+        for a in &self.attrs {
+            s.push_str(&format!(" data-{}=\"{:x}\"", a.key, a.val));
+            if a.flags & 1 != 0 {
+                s.push_str(" hidden");
+            }
+        }
+        s.push('>');
+        s.push_str(&self.text);
+        s.push_str("</");
+        s.push_str(self.kind);
+        s.push('>');
+        s
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn wl_ui(seed: u32, frames: u32, per_frame: u32) -> u32 {
+    let mut rng = Rng::new(seed);
+    let mut h = Hash::new();
+    let per_frame = per_frame as usize;
+    let mut wheel: Vec<Vec<Widget>> = (0..UI_WHEEL).map(|_| Vec::new()).collect();
+    let mut next_id = 0u32;
+    for f in 0..frames as usize {
+        for w in wheel[f % UI_WHEEL].drain(..) {
+            w.check();
+            h.add(w.sum);
+        }
+        for _ in 0..rng.range(per_frame / 2, per_frame * 3 / 2) {
+            let life = if rng.below(8) == 0 { rng.range(1, UI_WHEEL - 1) } else { rng.range(1, 4) };
+            wheel[(f + life) % UI_WHEEL].push(Widget::new(&mut rng, next_id));
+            next_id += 1;
+        }
+        for _ in 0..per_frame / 8 {
+            let s = rng.below(UI_WHEEL);
+            if wheel[s].is_empty() {
+                continue;
+            }
+            let i = rng.below(wheel[s].len());
+            let w = &mut wheel[s][i];
+            w.check();
+            w.text.push(' ');
+            w.text.push_str(md_word(&mut rng));
+            w.attrs.push(UiAttr { key: rng.below(64) as u16, flags: rng.u16(), val: rng.u32() });
+            w.sum = w.contents();
+        }
+        let lines: Vec<String> = wheel.iter().flatten().map(Widget::render).collect();
+        let out = lines.join("\n");
+        h.add(lines.len() as u64);
+        h.bytes(out.as_bytes());
+    }
+    for w in wheel.iter_mut().flat_map(|v| v.drain(..)) {
+        w.check();
+        h.add(w.sum);
+    }
+    h.add(next_id as u64);
+    h.finish()
+}
+
+// ---------------------------------------------------------------------------------------
+// 12. A real library: regex. A log of `kib` KiB is generated (lines of a date, a time, a
+// level and tokens: words, e-mail addresses, IPv4 addresses, hex numbers, key=value pairs,
+// capitalised words, plain numbers, quoted phrases), counting what it writes. Then `reps`
+// times: 9 patterns are compiled, each one's matches over the log counted, a RegexSet of
+// them run over every line, every key=value pair captured into owned Strings and tallied
+// per key in a BTreeMap, and the e-mail addresses replaced. Every count, the sum of the
+// values and the replaced text's length must be what the generator wrote.
+
+const RX_PATTERNS: [&str; 9] = [
+    r"\b\d{4}-\d{2}-\d{2}\b",
+    r"\b\d{2}:\d{2}:\d{2}\b",
+    r"\b[a-z]+(?:\.[a-z]+)?@[a-z]+\.(?:com|org|net)\b",
+    r"\b(?:\d{1,3}\.){3}\d{1,3}\b",
+    r"\b0x[0-9a-f]+\b",
+    r"\b([a-z]+)=(\d+)\b",
+    r"\b[A-Z][a-z]+\b",
+    r"(?i)\berror\b",
+    r#""[^"\n]*""#,
+];
+const RX_DATE: usize = 0;
+const RX_TIME: usize = 1;
+const RX_EMAIL: usize = 2;
+const RX_IP: usize = 3;
+const RX_HEX: usize = 4;
+const RX_KV: usize = 5;
+const RX_CAP: usize = 6;
+const RX_ERROR: usize = 7;
+const RX_QUOTED: usize = 8;
+
+const RX_WORDS: &[&str] =
+    &["alloc", "block", "cache", "free", "grow", "heap", "page", "span", "slot", "table", "error", "retry"];
+const RX_KEYS: [&str; 6] = ["size", "count", "port", "len", "retries", "depth"];
+const RX_NAMES: &[&str] = &["ada", "alan", "grace", "linus", "barbara", "ken"];
+const RX_DOMAINS: &[&str] = &["example", "mail", "corp"];
+const RX_TLDS: &[&str] = &["com", "org", "net"];
+const RX_CAPS: &[&str] = &["Node", "Vector", "Buffer", "Arena"];
+const RX_LEVELS: &[&str] = &["Info", "Warn", "Error", "Debug"];
+
+struct RxWant {
+    count: [usize; 9],
+    lines_with: [usize; 9],
+    lines: usize,
+    kv_sum: u64,
+    kv_per_key: [usize; 6],
+    email_bytes: usize,
+}
+
+fn gen_log(seed: u32, target: usize) -> (String, RxWant) {
+    let mut rng = Rng::new(seed);
+    let mut s = String::with_capacity(target + 256);
+    let mut w =
+        RxWant { count: [0; 9], lines_with: [0; 9], lines: 0, kv_sum: 0, kv_per_key: [0; 6], email_bytes: 0 };
+    while s.len() < target {
+        let mut line = [0usize; 9];
+        let (y, mo, d) = (rng.range(2000, 2030), rng.range(1, 12), rng.range(1, 28));
+        let (hh, mm, ss) = (rng.below(24), rng.below(60), rng.below(60));
+        let level = RX_LEVELS[rng.below(RX_LEVELS.len())];
+        s.push_str(&format!("{y}-{mo:02}-{d:02} {hh:02}:{mm:02}:{ss:02} [{level}]"));
+        line[RX_DATE] += 1;
+        line[RX_TIME] += 1;
+        line[RX_CAP] += 1;
+        if level == "Error" {
+            line[RX_ERROR] += 1;
+        }
+        for _ in 0..rng.range(4, 16) {
+            s.push(' ');
+            match rng.below(16) {
+                0 => {
+                    let start = s.len();
+                    s.push_str(RX_NAMES[rng.below(RX_NAMES.len())]);
+                    if rng.below(2) == 0 {
+                        s.push('.');
+                        s.push_str(RX_NAMES[rng.below(RX_NAMES.len())]);
+                    }
+                    s.push('@');
+                    s.push_str(RX_DOMAINS[rng.below(RX_DOMAINS.len())]);
+                    s.push('.');
+                    s.push_str(RX_TLDS[rng.below(RX_TLDS.len())]);
+                    w.email_bytes += s.len() - start;
+                    line[RX_EMAIL] += 1;
+                }
+                1 => {
+                    let (a, b, c, d) = (rng.below(256), rng.below(256), rng.below(256), rng.below(256));
+                    s.push_str(&format!("{a}.{b}.{c}.{d}"));
+                    line[RX_IP] += 1;
+                }
+                2 => {
+                    s.push_str(&format!("0x{:x}", rng.u32()));
+                    line[RX_HEX] += 1;
+                }
+                3 | 4 => {
+                    let k = rng.below(RX_KEYS.len());
+                    let v = rng.below(100_000);
+                    s.push_str(&format!("{}={v}", RX_KEYS[k]));
+                    line[RX_KV] += 1;
+                    w.kv_sum += v as u64;
+                    w.kv_per_key[k] += 1;
+                }
+                5 => {
+                    s.push_str(RX_CAPS[rng.below(RX_CAPS.len())]);
+                    line[RX_CAP] += 1;
+                }
+                6 => s.push_str(&format!("{}", rng.u32())),
+                7 => {
+                    s.push('"');
+                    for i in 0..rng.range(1, 4) {
+                        if i > 0 {
+                            s.push(' ');
+                        }
+                        let word = RX_WORDS[rng.below(RX_WORDS.len())];
+                        s.push_str(word);
+                        if word == "error" {
+                            line[RX_ERROR] += 1;
+                        }
+                    }
+                    s.push('"');
+                    line[RX_QUOTED] += 1;
+                }
+                _ => {
+                    let word = RX_WORDS[rng.below(RX_WORDS.len())];
+                    s.push_str(word);
+                    if word == "error" {
+                        line[RX_ERROR] += 1;
+                    }
+                }
+            }
+            if rng.below(8) == 0 {
+                s.push(',');
+            }
+        }
+        s.push('\n');
+        w.lines += 1;
+        for (k, &n) in line.iter().enumerate() {
+            w.count[k] += n;
+            w.lines_with[k] += (n > 0) as usize;
+        }
+    }
+    (s, w)
+}
+
+#[no_mangle]
+pub extern "C" fn wl_regex(seed: u32, kib: u32, reps: u32) -> u32 {
+    use regex::{Regex, RegexSet};
+    let (text, want) = gen_log(seed, kib as usize * 1024);
+    let mut h = Hash::new();
+    h.add(text.len() as u64);
+    for rep in 0..reps {
+        let res: Vec<Regex> =
+            RX_PATTERNS.iter().map(|p| Regex::new(p).expect("regex: bad pattern")).collect();
+        let set = RegexSet::new(RX_PATTERNS).expect("regex: bad set");
+        for (k, re) in res.iter().enumerate() {
+            let n = re.find_iter(&text).count();
+            if n != want.count[k] {
+                panic!("regex: pattern {k} matched {n} times, the generator wrote {}", want.count[k]);
+            }
+        }
+        let mut lines_with = [0usize; 9];
+        let mut lines = 0;
+        let mut pairs: Vec<(String, u64)> = Vec::new();
+        for line in text.lines() {
+            lines += 1;
+            for k in set.matches(line).iter() {
+                lines_with[k] += 1;
+            }
+            for c in res[RX_KV].captures_iter(line) {
+                let v = c[2].parse::<u64>().expect("regex: value");
+                pairs.push((c[1].to_string(), v));
+            }
+        }
+        if lines != want.lines || lines_with != want.lines_with {
+            panic!("regex: RegexSet line counts {lines_with:?}, the generator wrote {:?}", want.lines_with);
+        }
+        let mut per_key: BTreeMap<String, (usize, u64)> = BTreeMap::new();
+        for (k, v) in pairs {
+            let e = per_key.entry(k).or_default();
+            e.0 += 1;
+            e.1 += v;
+        }
+        let sum = per_key.values().map(|e| e.1).sum::<u64>();
+        let per = RX_KEYS.map(|k| per_key.get(k).map_or(0, |e| e.0));
+        if sum != want.kv_sum || per != want.kv_per_key {
+            panic!("regex: key=value pairs differ from the generator's");
+        }
+        let replaced = res[RX_EMAIL].replace_all(&text, "<email>");
+        let n = want.count[RX_EMAIL];
+        if replaced.len() != text.len() - want.email_bytes + 7 * n || replaced.matches("<email>").count() != n
+        {
+            panic!("regex: replacing the e-mail addresses gave {} bytes", replaced.len());
+        }
+        if rep == 0 {
+            h.bytes(replaced.as_bytes());
+            for e in per_key.values() {
+                h.add(e.0 as u64);
+                h.add(e.1);
+            }
+        }
+        h.add(lines_with.iter().sum::<usize>() as u64);
+    }
+    h.finish()
+}
