@@ -108,8 +108,13 @@ const ONLY = opt('--only', null); // comma-separated workload ids
 // Each round's allocator order (per workload) is a seeded shuffle: position effects
 // (what ran just before, the machine warming up) average out instead of repeating.
 const ORDER_SEED = Number(opt('--order-seed', 1));
-// Partial runs (--only, or fewer than 5 rounds) never overwrite the committed full results.
-const PARTIAL = !!ONLY || (!QUICK && ROUNDS < 5);
+// Only these allocators (comma-separated names), for before/after runs: dlmalloc (the
+// reference of every ratio) is always kept, and so are wasm-alloc's A/A copy and baseline
+// when wasm-alloc is.
+const ALLOCATORS = opt('--allocators', null);
+// Partial runs (--only, --allocators, or fewer than 5 rounds) never overwrite the committed
+// full results.
+const PARTIAL = !!ONLY || !!ALLOCATORS || (!QUICK && ROUNDS < 5);
 // A baseline (BENCH_BASELINE / --baseline in compare.rs): wasm-alloc at another revision as
 // one more allocator, `wasm-alloc@<short sha>`; its results go to target/bench/baseline-run/.
 const BASELINE = manifest.baseline || null;
@@ -230,7 +235,9 @@ const mib = (b) => b / 1048576;
 // ------------------------------------------------------------------------------------
 // Compiled up front and in parallel (each module fully, with TurboFan: see V8_FLAGS); a
 // worker receives the compiled module.
-const allocs = await Promise.all(manifest.allocators.map(async (a) => {
+const kept = ALLOCATORS && new Set([...ALLOCATORS.split(','), 'dlmalloc']);
+const keep = (a) => !kept || kept.has(a.name) || kept.has(a.aa_of) || (kept.has('wasm-alloc') && a.name.startsWith('wasm-alloc@'));
+const allocs = await Promise.all(manifest.allocators.filter(keep).map(async (a) => {
   const r = { name: a.name, error: a.error || null, module: null, minPages: null, aaOf: a.aa_of || null };
   if (!r.error) {
     try {
