@@ -12,14 +12,15 @@
 //!   address. A 64-byte header at the start holds the span's free list, its never-used
 //!   cursor, its count of slots in use and its links; the slots follow, each aligned to
 //!   64 or to its size if smaller. No slot in use holds a header or footer.
-//! - Each class keeps a list of its spans that have a free slot and a slot in use;
-//!   allocation takes from the first. A span that fills leaves the list; one that gets
-//!   a slot back rejoins it. A span whose last slot is freed leaves the list and goes
-//!   back to the page layer, where it merges with free neighbours and serves any size,
-//!   unless its class has no empty span cached: then it is kept as the cache, and the
-//!   next span the class needs is that one (so a class whose use goes up and down does
-//!   not take and return a span each time). At most one empty span per class, and none
-//!   for the classes of 2 KiB and more, whose spans are 32 or 64 KiB.
+//! - Each class keeps a list of its spans with a free slot; allocation takes from the
+//!   first. A span that fills leaves the list when an allocation finds it full (lazily,
+//!   as in mimalloc: a span that fills and at once gets a slot back is never unlinked);
+//!   one that gets a slot back rejoins it. A span whose last slot is freed goes back to
+//!   the page layer, where it merges with free neighbours and serves any size, unless its
+//!   class has no empty span yet: then it stays in the list as the class's one empty
+//!   span, and serves the class's next allocations as it is (so a class whose use goes
+//!   up and down does not take and return a span each time). At most one empty span per
+//!   class, and none for the classes of 2 KiB and more, whose spans are 32 or 64 KiB.
 
 use core::ops::Range;
 use core::ptr::{self, NonNull};
@@ -93,11 +94,11 @@ const MIN_SLOTS: usize = 8;
 /// The largest span: 16 units (64 KiB), for slots of 4 KiB and more.
 const MAX_SPAN_UNITS: usize = 16;
 
-/// The largest span a class keeps cached when it empties: 4 units. A bigger span holds
-/// slots of 2 KiB and more, whose class gives spans back rarely enough that a trip to
-/// the page layer costs little, while caching 32 or 64 KiB per class costs a lot of
-/// peak memory.
-const CACHED_SPAN_MAX: usize = 4;
+/// The largest span a class keeps as its empty span when it empties: 4 units. A bigger
+/// span holds slots of 2 KiB and more, whose class gives spans back rarely enough that
+/// a trip to the page layer costs little, while keeping 32 or 64 KiB per class costs a
+/// lot of peak memory.
+const KEPT_SPAN_MAX: usize = 4;
 
 /// The smallest span of 1, 2, 4, 8 or 16 units that holds [`MIN_SLOTS`] slots of
 /// `size` and wastes at most 1/16 of itself (header and tail); failing that, 4 slots
@@ -149,13 +150,34 @@ const fn span_bytes(class: usize) -> usize {
 
 /// The class serving `size` bytes aligned to `align` (a power of two), or `None` when the
 /// request takes a run of units: bigger than [`MAX_SLOT`], aligned to more than
-/// [`MAX_CLASS_ALIGN`], or of the class served as runs. O(1): a
-/// division by 8, or a log2 and a shift.
+/// [`MAX_CLASS_ALIGN`], or of the class served as runs. O(1): a table lookup up to
+/// [`TABLE_MAX`] bytes, else a log2 and a shift.
 #[inline(always)]
 pub(crate) fn class_of(size: usize, align: usize) -> Option<usize> {
     let class = class_index(size, align);
     (class < CLASSES).then_some(class)
 }
+
+/// Requests up to this many bytes (after rounding up to their alignment) find their class
+/// in [`SMALL_CLASS`]: most requests, in a load instead of a log2 and a shift. 1 KiB keeps
+/// the table at 129 bytes.
+const TABLE_MAX: usize = 1024;
+
+/// The class of `bytes` bytes, for `bytes` up to [`TABLE_MAX`], at index `bytes.div_ceil(8)`
+/// (every class size up to it is a multiple of 8; index 0, a zero size, is the smallest
+/// class).
+static SMALL_CLASS: [u8; TABLE_MAX / MIN_SLOT + 1] = {
+    let mut table = [0u8; TABLE_MAX / MIN_SLOT + 1];
+    let (mut index, mut class) = (1, 0);
+    while index < table.len() {
+        while slot_size(class) < index * MIN_SLOT {
+            class += 1;
+        }
+        table[index] = class as u8;
+        index += 1;
+    }
+    table
+};
 
 /// [`class_of`] with `CLASSES` for `None`: returned in a register.
 #[inline]
@@ -163,16 +185,17 @@ fn class_index(size: usize, align: usize) -> usize {
     if size > MAX_SLOT || align > MAX_CLASS_ALIGN {
         return CLASSES;
     }
-    // The bytes needed, minus one: the size rounded up to the alignment (a zero size
-    // needs `align` bytes, so that blocks stay unique).
-    let last = ((size.max(1) + align - 1) & !(align - 1)) - 1;
-    let class = if last < LINEAR_MAX {
-        last / MIN_SLOT
-    } else {
-        let doubling = last.ilog2() as usize;
-        let step = (last >> (doubling - 2)) & 3;
-        LINEAR_MAX / MIN_SLOT + (doubling - LINEAR_MAX.ilog2() as usize) * 4 + step
-    };
+    // The bytes needed: the size rounded up to the alignment, when it is above the
+    // table's 8-byte steps (a zero size then needs `align` bytes, so that blocks stay
+    // unique; at 8 or less it takes the smallest class).
+    let bytes = if align <= MIN_SLOT { size } else { (size.max(1) + align - 1) & !(align - 1) };
+    if bytes <= TABLE_MAX {
+        return SMALL_CLASS[bytes.div_ceil(MIN_SLOT)] as usize;
+    }
+    let last = bytes - 1;
+    let doubling = last.ilog2() as usize;
+    let step = (last >> (doubling - 2)) & 3;
+    let class = LINEAR_MAX / MIN_SLOT + (doubling - LINEAR_MAX.ilog2() as usize) * 4 + step;
     // The classes below the last are span classes (`SPAN_UNITS[class] != 0`, asserted
     // below); `class <= CLASSES - 1` here, but the compiler cannot tell, and a table
     // lookup would keep a bounds check.
@@ -238,27 +261,32 @@ pub(crate) unsafe fn next_free(slot: NonNull<u8>) -> *mut u8 {
 
 /// A span's header, at its start. The invariants below are checked, for every span,
 /// by [`SizeClasses::check`]; the fast paths rely on those marked so, with a
-/// `debug_assert!`.
+/// `debug_assert!`. Every field is written by the one thread that holds the allocator.
 #[repr(C)]
 struct Span {
     /// The span's free slots (null when none). Every entry is a slot of this span below
     /// `bump`, at most once, and the list has `capacity - used - never-used` entries.
     free: *mut FreeSlot,
-    /// The next never-used slot: slots from here to the span's last have never been
-    /// handed out. One past the last slot when all have been:
-    /// `span + HEADER <= bump <= span + HEADER + capacity * slot_size(class)`, on a slot
-    /// boundary.
+    /// The next never-used slot: slots from here to `end` have never been handed out.
+    /// `span + HEADER <= bump <= end`, on a slot boundary.
     bump: *mut u8,
-    /// Slots in use: `used <= capacity` (relied on by `pop`, which never takes from a
-    /// full span, and `push`, which never frees into an empty one).
+    /// One past the span's last slot (`span + HEADER + CAPACITY[class] * slot_size`): the
+    /// span is full when its free list is empty and `bump == end`.
+    end: *mut u8,
+    /// The slot size (`slot_size(class)`), here so the fast path need not compute it.
+    size: u32,
+    /// Slots in use: `used <= CAPACITY[class]` (relied on by `push`, which never frees
+    /// into an empty span).
     used: u32,
     /// The class, for the checks and `stats`: `class < CLASSES - 1`.
     class: u32,
-    /// Slots in the span (`CAPACITY[class]`), here so the fast paths need no table.
-    capacity: u32,
-    /// Links of the class's list of spans with a free slot. A span is in the list if and
-    /// only if `0 < used < capacity` (an empty span is cached or gone back to the page
-    /// layer); both links are null when it is not, or when it is alone in it.
+    /// Whether the span is in its class's list (1) or not (0: full).
+    listed: u32,
+    /// Links of the class's list of spans. A span with room is in the list; so may be a
+    /// full one, until an allocation finds it full (lazily, as mimalloc does: a span
+    /// that fills and gets a slot back at once is not unlinked and linked again). The
+    /// only empty span in the list is the class's `empty` one. Both links are null when
+    /// it is not in the list, or alone in it.
     next: *mut Span,
     prev: *mut Span,
 }
@@ -299,8 +327,9 @@ pub(crate) struct SizeClasses {
     /// Head of each class's list of spans with a free slot and a slot in use (null when
     /// it has none).
     avail: [*mut Span; CLASSES],
-    /// Each class's cached empty span (null when it has none), in no list.
-    cached: [*mut Span; CLASSES],
+    /// Each class's one empty span, kept in its list (null when it has none): the first
+    /// allocation from it makes it an ordinary span again.
+    empty: [*mut Span; CLASSES],
     /// Spans each class holds (counted on slow paths only).
     spans: [u32; CLASSES],
 }
@@ -313,13 +342,14 @@ impl SizeClasses {
     pub(crate) const fn new() -> Self {
         SizeClasses {
             avail: [ptr::null_mut(); CLASSES],
-            cached: [ptr::null_mut(); CLASSES],
+            empty: [ptr::null_mut(); CLASSES],
             spans: [0; CLASSES],
         }
     }
 
-    /// A slot from the class's first span with room: the fast path. `None` when the
-    /// class has no span with room ([`SizeClasses::refill`]).
+    /// A slot from the class's first span: the fast path. `None` when the class has no
+    /// span in its list, or the first is full: then [`SizeClasses::drop_full`] takes it
+    /// out, or [`SizeClasses::refill`] gives the class a span.
     #[inline(always)]
     pub(crate) fn pop(&mut self, class: usize) -> Option<NonNull<u8>> {
         let span = self.avail[class];
@@ -327,29 +357,47 @@ impl SizeClasses {
             return None;
         }
         // SAFETY: a span in the list is a live span of this class: its header was
-        // written by `refill`, and it has a free or never-used slot (it leaves the
-        // list when its last slot is taken).
+        // written by `refill`.
         unsafe {
-            debug_assert!((*span).used < (*span).capacity, "a full span in the list");
+            if (*span).used == 0 {
+                // The class's empty span serves again.
+                self.empty[class] = ptr::null_mut();
+            }
             let head = (*span).free;
             let slot = if head.is_null() {
                 let slot = (*span).bump;
-                (*span).bump = slot.wrapping_add(slot_size(class));
+                if slot == (*span).end {
+                    return None;
+                }
+                (*span).bump = slot.wrapping_add((*span).size as usize);
                 slot
             } else {
                 (*span).free = FreeSlot::next(head);
                 head.cast()
             };
             (*span).used += 1;
-            if (*span).used == (*span).capacity {
-                self.unlink(class, span);
-            }
             NonNull::new(slot)
         }
     }
 
+    /// Takes the class's first span out of its list, where [`SizeClasses::pop`] found it
+    /// full; `false` when the list is empty. A free into it links it again.
+    #[cold]
+    pub(crate) fn drop_full(&mut self, class: usize) -> bool {
+        let span = self.avail[class];
+        if span.is_null() {
+            return false;
+        }
+        // SAFETY: the first span of the list is live and in the list.
+        unsafe {
+            debug_assert!((*span).free.is_null() && (*span).bump == (*span).end);
+            self.unlink(class, span);
+        }
+        true
+    }
+
     /// Returns a slot to its span; when that empties the span, caches it or returns it
-    /// to the page layer, and then returns the span's units.
+    /// to the page layer, and then says so (`true`: its units went back).
     ///
     /// # Safety
     /// `slot` was handed out for `class` by this `SizeClasses` and is not in use.
@@ -360,7 +408,7 @@ impl SizeClasses {
         pages: &mut PageMap,
         class: usize,
         slot: NonNull<u8>,
-    ) -> Option<Range<usize>> {
+    ) -> bool {
         let span = span_of(slot, class);
         // SAFETY: the caller's contract: the slot is ours and free, in the span its
         // address masks to (spans are aligned to their size), whose header is live.
@@ -369,20 +417,21 @@ impl SizeClasses {
             let slot = slot.cast::<FreeSlot>().as_ptr();
             FreeSlot::write(slot, (*span).free);
             (*span).free = slot;
-            if (*span).used == (*span).capacity {
-                // It was full, so in no list: it has room again.
-                self.link(class, span);
-            }
             (*span).used -= 1;
-            if (*span).used == 0 {
+            if (*span).listed == 0 {
+                // It was full and out of the list: it has room again. (Every span holds
+                // at least 2 slots, so it has a slot in use still.)
+                self.link(class, span);
+            } else if (*span).used == 0 {
                 return self.retire(memory, pages, class, span);
             }
         }
-        None
+        false
     }
 
-    /// A span has emptied: it leaves the list, and becomes the class's cached span if
-    /// it has none, or else goes back to the page layer (its units are returned).
+    /// A span has emptied: it stays in the list as the class's empty span if the class
+    /// has none (`false`), or else leaves the list and goes back to the page layer
+    /// (`true`).
     ///
     /// # Safety
     /// `span` is a live, empty span of `class`, in the list.
@@ -393,52 +442,49 @@ impl SizeClasses {
         pages: &mut PageMap,
         class: usize,
         span: *mut Span,
-    ) -> Option<Range<usize>> {
+    ) -> bool {
+        if self.empty[class].is_null() && SPAN_UNITS[class] as usize <= KEPT_SPAN_MAX {
+            self.empty[class] = span;
+            return false;
+        }
         // SAFETY: the caller's contract.
         unsafe { self.unlink(class, span) };
-        if self.cached[class].is_null() && SPAN_UNITS[class] as usize <= CACHED_SPAN_MAX {
-            self.cached[class] = span;
-            return None;
-        }
         self.spans[class] -= 1;
         let start = memory.offset(span.cast()) / UNIT;
         let units = start..start + SPAN_UNITS[class] as usize;
         // SAFETY: the span's units came from `pages`, and its last slot was just freed:
         // nothing uses them.
-        unsafe { pages.release(memory, units.clone()) };
-        Some(units)
+        unsafe { pages.release(memory, units) };
+        true
     }
 
-    /// The slow path of an allocation in `class`, whose list is empty: its cached span,
-    /// or else a new span from the page layer, starts afresh (every slot never used:
-    /// an empty span's free list is dropped), hands out its first slot, and goes in the
-    /// class's list. `None` when memory is exhausted.
+    /// The slow path of an allocation in `class`, whose list is empty: a new span from
+    /// the page layer hands out its first slot and goes in the class's list. `None` when
+    /// memory is exhausted.
     pub(crate) fn refill<M: Memory>(
         &mut self,
         memory: &M,
         pages: &mut PageMap,
         class: usize,
     ) -> Option<NonNull<u8>> {
-        debug_assert!(self.avail[class].is_null());
-        let mut span = self.cached[class];
-        if span.is_null() {
-            let units = SPAN_UNITS[class] as usize;
-            span = pages.alloc(memory, units, units)?.as_ptr().cast::<Span>();
-            self.spans[class] += 1;
-        } else {
-            self.cached[class] = ptr::null_mut();
-        }
+        debug_assert!(self.avail[class].is_null() && self.empty[class].is_null());
+        let units = SPAN_UNITS[class] as usize;
+        let span = pages.alloc(memory, units, units)?.as_ptr().cast::<Span>();
+        self.spans[class] += 1;
         let first = span.cast::<u8>().wrapping_add(HEADER);
-        // SAFETY: the span is ours (new: `units` units long and aligned to its size, so
-        // to `Span`'s alignment; cached: no slot in use), so its header may be written.
-        // Every span holds at least 2 slots, so with one in use it has room.
+        let size = slot_size(class);
+        // SAFETY: the span is ours, `units` units long and aligned to its size, so to
+        // `Span`'s alignment, and its header may be written. Every span holds at least 2
+        // slots, so with one in use it has room.
         unsafe {
             span.write(Span {
                 free: ptr::null_mut(),
-                bump: first.wrapping_add(slot_size(class)),
+                bump: first.wrapping_add(size),
+                end: first.wrapping_add(capacity(class) as usize * size),
+                size: size as u32,
                 used: 1,
                 class: class as u32,
-                capacity: capacity(class),
+                listed: 0,
                 next: ptr::null_mut(),
                 prev: ptr::null_mut(),
             });
@@ -457,6 +503,7 @@ impl SizeClasses {
         unsafe {
             (*span).next = head;
             (*span).prev = ptr::null_mut();
+            (*span).listed = 1;
             if !head.is_null() {
                 (*head).prev = span;
             }
@@ -482,19 +529,19 @@ impl SizeClasses {
             }
             (*span).next = ptr::null_mut();
             (*span).prev = ptr::null_mut();
+            (*span).listed = 0;
         }
     }
 
-    /// The head of the free list that the next allocation in `class` takes from: its
-    /// first span with room, else its cached span (null when neither has a free slot),
-    /// for the checked mode.
+    /// The head of the free list that the next allocation in `class` takes from (that of
+    /// its first span; null when it has none), for the checked mode.
     #[cfg_attr(not(feature = "checked"), allow(dead_code))]
     pub(crate) fn head(&self, class: usize) -> *mut u8 {
-        let span = if self.avail[class].is_null() { self.cached[class] } else { self.avail[class] };
+        let span = self.avail[class];
         if span.is_null() {
             return ptr::null_mut();
         }
-        // SAFETY: spans in the list and the cached span are live.
+        // SAFETY: spans in the list are live.
         unsafe { (*span).free.cast() }
     }
 
@@ -510,30 +557,24 @@ impl SizeClasses {
     }
 
     /// Forgets the free list that [`SizeClasses::head`] returns the head of (its slots
-    /// leak): the checked mode found it corrupt. A span left with nothing to give leaves
-    /// the list (or the cache).
+    /// leak): the checked mode found it corrupt. The leaked slots count as in use, so the
+    /// span is no longer the class's empty one, and once its never-used slots are gone
+    /// it is full (the next allocation drops it, as any full span).
     #[cfg_attr(not(feature = "checked"), allow(dead_code))]
     pub(crate) fn forget_list(&mut self, class: usize) {
-        let (span, cached) =
-            if self.avail[class].is_null() { (self.cached[class], true) } else { (self.avail[class], false) };
+        let span = self.avail[class];
         if span.is_null() {
             return;
         }
-        // SAFETY: spans in the list and the cached span are live. Its never-used slots
-        // still serve; with none left, its leaked slots count as in use, so it is full.
+        // SAFETY: spans in the list are live.
         unsafe {
-            let end = Self::slots_of(span.addr(), class).end;
-            let leaked =
-                CAPACITY[class] - (*span).used - ((end - (*span).bump.addr()) / slot_size(class)) as u32;
+            let leaked = CAPACITY[class]
+                - (*span).used
+                - ((*span).end.addr() - (*span).bump.addr()) as u32 / (*span).size;
             (*span).free = ptr::null_mut();
             (*span).used += leaked;
-            if cached {
-                self.cached[class] = ptr::null_mut();
-                if (*span).used < CAPACITY[class] {
-                    self.link(class, span);
-                }
-            } else if (*span).used == CAPACITY[class] {
-                self.unlink(class, span);
+            if self.empty[class] == span && (*span).used != 0 {
+                self.empty[class] = ptr::null_mut();
             }
         }
     }
@@ -562,13 +603,6 @@ impl SizeClasses {
         }
     }
 
-    /// The start of `class`'s cached empty span (null when it has none), which its next
-    /// refill starts afresh: for the checked mode, which looks at its slots first.
-    #[cfg(feature = "checked")]
-    pub(crate) fn cached(&self, class: usize) -> *mut u8 {
-        self.cached[class].cast()
-    }
-
     /// The span size of `class` in units (0 for a class served as runs).
     #[cfg_attr(not(feature = "checked"), allow(dead_code))]
     pub(crate) fn span_units(class: usize) -> usize {
@@ -576,15 +610,16 @@ impl SizeClasses {
     }
 
     /// Debug builds: the first of the size classes' invariants that does not hold. Every
-    /// span in a class's list, and its cached span, is a span of that class in units the
-    /// page layer handed out; its count of slots in use agrees with its free list and
-    /// cursor, and is neither zero nor full for a span in the list, zero for the cached
-    /// one; its free slots are slots of the span it has handed out; no list has a cycle.
+    /// span in a class's list is a span of that class in units the page layer handed
+    /// out, marked as listed; its count of slots in use agrees with its free list and
+    /// cursor, and is zero only for the class's one empty span, which is in the list; its
+    /// free slots are slots of the span it has handed out; no list has a cycle.
     #[cfg(any(debug_assertions, test))]
     #[allow(clippy::needless_range_loop)] // `class` indexes several tables
     pub(crate) fn check<M: Memory>(&self, memory: &M, pages: &PageMap) -> Result<(), &'static str> {
         for class in 0..CLASSES {
             let (mut span, mut prev, mut count) = (self.avail[class], ptr::null_mut(), 0);
+            let mut found_empty = false;
             while !span.is_null() {
                 count += 1;
                 if count > self.spans[class] {
@@ -595,17 +630,17 @@ impl SizeClasses {
                 let used = Self::check_span(memory, pages, class, span)?;
                 // SAFETY: `check_span` found a live span of this class.
                 let header = unsafe { &*span };
-                if header.prev != prev || used == 0 || used == CAPACITY[class] {
-                    return Err("size classes: a span in the list is linked wrongly, empty or full");
+                if header.prev != prev || header.listed != 1 {
+                    return Err("size classes: a span in the list is linked wrongly");
                 }
+                if (used == 0) != (span == self.empty[class]) {
+                    return Err("size classes: an empty span in the list is not the class's empty one");
+                }
+                found_empty |= span == self.empty[class];
                 (prev, span) = (span, header.next);
             }
-            let cached = self.cached[class];
-            if !cached.is_null() && Self::check_span(memory, pages, class, cached)? != 0 {
-                return Err("size classes: the cached span has a slot in use");
-            }
-            if count + u32::from(!cached.is_null()) > self.spans[class] {
-                return Err("size classes: more spans in the list and cache than held");
+            if !self.empty[class].is_null() && !found_empty {
+                return Err("size classes: the class's empty span is not in its list");
             }
         }
         Ok(())
@@ -633,7 +668,7 @@ impl SizeClasses {
         let slots = Self::slots_of(start, class);
         let bump = memory.offset(header.bump);
         if header.class as usize != class
-            || header.capacity != CAPACITY[class]
+            || memory.offset(header.end) != slots.end
             || !(slots.start..=slots.end).contains(&bump)
             || (bump - slots.start) % size != 0
         {
@@ -688,7 +723,7 @@ impl SizeClasses {
                 listed_used += header.used as usize;
                 span = header.next;
             }
-            let empty_spans = usize::from(!self.cached[class].is_null());
+            let empty_spans = usize::from(!self.empty[class].is_null());
             ClassCounts { spans: self.spans[class] as usize, empty_spans, listed, listed_used }
         })
     }
@@ -699,18 +734,18 @@ impl SizeClasses {
 pub(crate) struct ClassCounts {
     /// Spans the class holds.
     spans: usize,
-    /// Of those, its cached empty span (0 or 1).
+    /// Of those, its empty span (0 or 1), which is in its list.
     empty_spans: usize,
-    /// Spans in its list of spans with room, and their slots in use.
+    /// Spans in its list, and their slots in use.
     listed: usize,
     listed_used: usize,
 }
 
 impl ClassCounts {
-    /// The class's [`ClassStats`]: spans not in the list and not cached are full.
+    /// The class's [`ClassStats`]: spans not in the list are full.
     pub(crate) fn stats(self, class: usize) -> ClassStats {
         let capacity = CAPACITY[class] as usize;
-        let free_slots = self.listed * capacity - self.listed_used + self.empty_spans * capacity;
+        let free_slots = self.listed * capacity - self.listed_used;
         ClassStats {
             slot_size: slot_size(class),
             spans: self.spans,

@@ -55,32 +55,31 @@ impl<H: Heap> Locked<H> {
         self.heap.with(f)
     }
 
-    /// Allocates under the lock, and says whether the block is known to be zero (asked
-    /// only when `zeroed` is wanted); reports a misuse the checked mode found (a write
-    /// after free) once the lock is released.
-    #[inline(always)]
-    fn alloc_block(&self, layout: Layout, zeroed: bool) -> (Option<NonNull<u8>>, bool) {
-        let (block, is_zero, misuse) = self.heap.with(|heap| {
-            let block = heap.alloc(layout);
-            (block, zeroed && heap.last_zeroed(layout), heap.take_misuse())
-        });
+    /// [`core::alloc::GlobalAlloc::alloc`]; reports a misuse the checked mode found (a
+    /// write after free) once the lock is released. The locked section returns a bare
+    /// pointer (without the feature, the misuse is a constant `None`), so that it inlines
+    /// into the caller with nothing passed through memory.
+    #[inline]
+    pub(crate) fn alloc(&self, layout: Layout) -> *mut u8 {
+        let (block, misuse) = self.heap.with(|heap| (heap.alloc(layout), heap.take_misuse()));
         if let Some(misuse) = misuse {
             checked::report(misuse, "alloc", None, layout);
         }
-        (block, is_zero)
-    }
-
-    /// [`core::alloc::GlobalAlloc::alloc`].
-    #[inline]
-    pub(crate) fn alloc(&self, layout: Layout) -> *mut u8 {
-        self.alloc_block(layout, false).0.map_or(ptr::null_mut(), NonNull::as_ptr)
+        block.map_or(ptr::null_mut(), NonNull::as_ptr)
     }
 
     /// [`core::alloc::GlobalAlloc::alloc_zeroed`]: fresh memory from `memory.grow` is
     /// zero already, and is not written again.
     #[inline]
     pub(crate) fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let (Some(block), is_zero) = self.alloc_block(layout, true) else {
+        let (block, is_zero, misuse) = self.heap.with(|heap| {
+            let block = heap.alloc(layout);
+            (block, heap.last_zeroed(layout), heap.take_misuse())
+        });
+        if let Some(misuse) = misuse {
+            checked::report(misuse, "alloc", None, layout);
+        }
+        let Some(block) = block else {
             return ptr::null_mut();
         };
         if !is_zero {

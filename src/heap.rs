@@ -131,12 +131,12 @@ impl<M: Memory> ClassHeap<M> {
         unsafe { self.runs.dealloc(ptr, layout) }
     }
 
-    /// `class`'s list is empty: its cached span or a new one goes in it, and gives a slot.
+    /// `class` has no span in its list: a new one goes in it, and gives a slot.
     #[cold]
+    #[inline(never)]
     fn refill(&mut self, class: usize) -> Option<NonNull<u8>> {
         let runs = &mut self.runs;
         runs.start()?;
-        runs.checks.check_cached_span(&runs.memory, &self.classes, class);
         let slot = self.classes.refill(&runs.memory, &mut runs.pages, class)?;
         runs.checks.took_span(&runs.memory, slot, class);
         Some(slot)
@@ -152,9 +152,16 @@ impl<M: Memory> Heap for ClassHeap<M> {
         if !self.runs.checks.list_is_sound(&self.runs.memory, &self.classes, class) {
             self.classes.forget_list(class);
         }
-        match self.classes.pop(class) {
-            Some(slot) => Some(slot),
-            None => self.refill(class),
+        loop {
+            if let Some(slot) = self.classes.pop(class) {
+                return Some(slot);
+            }
+            // The first span is full (found so lazily, on the allocation after its last
+            // slot was taken): it leaves the list, and the next one serves. Or there is
+            // none.
+            if !self.classes.drop_full(class) {
+                return self.refill(class);
+            }
         }
     }
 
@@ -176,8 +183,9 @@ impl<M: Memory> Heap for ClassHeap<M> {
             return;
         }
         // SAFETY: as above.
-        if let Some(units) = unsafe { self.classes.push(&runs.memory, &mut runs.pages, class, ptr) } {
-            runs.checks.freed_units(units);
+        if unsafe { self.classes.push(&runs.memory, &mut runs.pages, class, ptr) } {
+            let start = runs.unit_of(ptr) & !(SizeClasses::span_units(class) - 1);
+            runs.checks.freed_units(start..start + SizeClasses::span_units(class));
         }
     }
 

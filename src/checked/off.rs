@@ -40,8 +40,6 @@ impl Checks {
         true
     }
     #[inline(always)]
-    pub(crate) fn check_cached_span<M: Memory>(&mut self, _: &M, _: &SizeClasses, _: usize) {}
-    #[inline(always)]
     pub(crate) fn took_span<M: Memory>(&mut self, _: &M, _: NonNull<u8>, _: usize) {}
     #[inline(always)]
     pub(crate) fn may_free_slot<M: Memory>(

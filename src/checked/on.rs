@@ -110,22 +110,8 @@ impl Checks {
         true
     }
 
-    /// Before `class`'s refill starts its cached span afresh (handing out its slots
-    /// through the never-used cursor, without looking at them): every slot it handed out
-    /// is still free and poisoned. A misuse found is recorded; the refill goes on, as it
-    /// follows no link, and the report then aborts before the slot reaches the caller.
-    pub(crate) fn check_cached_span<M: Memory>(&mut self, memory: &M, classes: &SizeClasses, class: usize) {
-        let span = classes.cached(class);
-        if span.is_null() {
-            return;
-        }
-        if let Some(misuse) = empty_span_misuse(memory, span, class, 0) {
-            self.found(misuse);
-        }
-    }
-
-    /// A class took a span (new, or its cached one again) and handed out `first`, its
-    /// first slot, which lies in the span's first unit.
+    /// A class took a new span and handed out `first`, its first slot, which lies in the
+    /// span's first unit.
     pub(crate) fn took_span<M: Memory>(&mut self, memory: &M, first: NonNull<u8>, class: usize) {
         let start = memory.offset(first.as_ptr()) / UNIT;
         self.tag(start..start + 1, SPAN_START);
@@ -168,7 +154,7 @@ impl Checks {
     /// Before a slot goes back to its span: [`Checks::may_free_slot`], and if it may,
     /// the slot is poisoned (all but its link), so a later write to it shows. If it is
     /// the span's last slot in use, the span's other free slots are checked too, since
-    /// the span now goes back to the page layer or to its class's cache.
+    /// the span now goes back to the page layer, or stays as its class's empty span.
     ///
     /// # Safety
     /// If `slot` passes the check, it is a slot of `class` that nothing uses any more

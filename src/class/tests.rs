@@ -110,8 +110,8 @@ fn freed_slots_are_reused_last_in_first_out() {
     let c = classes.pop(2).unwrap();
     // SAFETY: the slots came from class 2 and are not used.
     unsafe {
-        assert!(classes.push(&memory, &mut pages, 2, a).is_none());
-        assert!(classes.push(&memory, &mut pages, 2, b).is_none());
+        assert!(!classes.push(&memory, &mut pages, 2, a));
+        assert!(!classes.push(&memory, &mut pages, 2, b));
     }
     assert_eq!(classes.pop(2), Some(b));
     assert_eq!(classes.pop(2), Some(a));
@@ -120,48 +120,95 @@ fn freed_slots_are_reused_last_in_first_out() {
     let _ = c;
 }
 
-/// The heart of the redesign: a span whose last slot is freed goes back to the page
-/// layer (where any size can use it), except one empty span a class keeps cached, which
-/// is the next span it takes.
+/// A slot of `class` as `ClassHeap::alloc` takes one: from the first span in the list,
+/// which is dropped from it when found full, else from a refill.
+fn take(
+    classes: &mut SizeClasses,
+    memory: &OwnedRegion,
+    pages: &mut PageMap,
+    class: usize,
+) -> Option<NonNull<u8>> {
+    loop {
+        if let Some(slot) = classes.pop(class) {
+            return Some(slot);
+        }
+        if !classes.drop_full(class) {
+            return classes.refill(memory, pages, class);
+        }
+    }
+}
+
+/// Full spans leave the list lazily: a span that fills stays first until an allocation
+/// finds it full, so a slot freed into it at once is handed out again with no link or
+/// unlink; a span dropped as full rejoins the list, first, when a slot comes back.
 #[test]
-fn an_emptied_span_goes_back_unless_its_class_caches_none() {
+fn a_full_span_leaves_the_list_only_when_an_allocation_finds_it_full() {
+    let memory = OwnedRegion::new(4);
+    let (mut pages, mut classes) = (PageMap::new(), SizeClasses::new());
+    let class = class_of(1000, 8).unwrap();
+    let capacity = CAPACITY[class] as usize;
+    let first: std::vec::Vec<_> =
+        (0..capacity).map(|_| take(&mut classes, &memory, &mut pages, class).unwrap()).collect();
+    assert_eq!(classes.pop(class), None, "full, and still first in the list");
+    assert!(classes.check(&memory, &pages).is_ok());
+    // SAFETY: a slot of this class, freed once.
+    unsafe { classes.push(&memory, &mut pages, class, first[3]) };
+    assert_eq!(classes.pop(class), Some(first[3]), "the same span, not relinked");
+    // Found full: dropped, and a second span serves.
+    let second = take(&mut classes, &memory, &mut pages, class).unwrap();
+    assert_eq!(classes.stats()[class].spans, 2);
+    // SAFETY: as above.
+    unsafe { classes.push(&memory, &mut pages, class, first[5]) };
+    assert_eq!(classes.pop(class), Some(first[5]), "the first span, linked again at the head");
+    assert_eq!(classes.pop(class), None);
+    assert!(classes.drop_full(class));
+    assert!(classes.pop(class).is_some_and(|slot| slot != second), "then the second span");
+    assert!(classes.check(&memory, &pages).is_ok());
+}
+
+/// The heart of the redesign: a span whose last slot is freed goes back to the page
+/// layer (where any size can use it), except one empty span a class keeps in its list,
+/// which serves its next allocations as it is.
+#[test]
+fn an_emptied_span_goes_back_unless_its_class_keeps_none() {
     let memory = OwnedRegion::new(4);
     let (mut pages, mut classes) = (PageMap::new(), SizeClasses::new());
     let class = class_of(1000, 8).unwrap();
     let capacity = CAPACITY[class] as usize;
     let mut slots = std::vec![classes.refill(&memory, &mut pages, class).unwrap()];
     while slots.len() < 2 * capacity {
-        slots.push(classes.pop(class).or_else(|| classes.refill(&memory, &mut pages, class)).unwrap());
+        slots.push(take(&mut classes, &memory, &mut pages, class).unwrap());
     }
     assert_eq!(classes.stats()[class].spans, 2);
     let free_before = pages.free_units();
     let (first, second) = slots.split_at(capacity);
-    // The first span empties: the class caches it.
+    // The first span empties: the class keeps it.
     // SAFETY: each slot came from this class and is freed once.
     unsafe {
         for &slot in first {
-            assert!(classes.push(&memory, &mut pages, class, slot).is_none());
+            assert!(!classes.push(&memory, &mut pages, class, slot));
         }
     }
     let stats = classes.stats()[class];
     assert_eq!((stats.spans, stats.empty_spans, pages.free_units()), (2, 1, free_before));
     assert!(classes.check(&memory, &pages).is_ok());
-    // The second empties too: with one cached already, it goes back.
+    // The second empties too: with one empty span kept already, it goes back.
     // SAFETY: as above.
     unsafe {
         for (i, &slot) in second.iter().enumerate() {
             let released = classes.push(&memory, &mut pages, class, slot);
-            assert_eq!(released.is_some(), i == capacity - 1, "slot {i}");
+            assert_eq!(released, i == capacity - 1, "slot {i}");
         }
     }
     assert_eq!(pages.free_units(), free_before + SPAN_UNITS[class] as usize);
     let stats = classes.stats()[class];
     assert_eq!((stats.spans, stats.empty_spans, stats.used_bytes), (1, 1, 0));
     assert!(classes.check(&memory, &pages).is_ok());
-    // The next span the class needs is the cached one: the page layer is not asked. It
-    // starts afresh (its free list dropped): its slots come in address order again.
-    let again = classes.refill(&memory, &mut pages, class).unwrap();
+    // The class's next allocations come from the span it kept, as it is (the slot freed
+    // last first): the page layer is not asked, and it is an ordinary span again.
+    let again = take(&mut classes, &memory, &mut pages, class).unwrap();
     assert_eq!(pages.free_units(), free_before + SPAN_UNITS[class] as usize);
-    assert_eq!((again, classes.pop(class)), (first[0], Some(first[1])));
+    assert_eq!((again, classes.pop(class)), (first[capacity - 1], Some(first[capacity - 2])));
+    assert_eq!(classes.stats()[class].empty_spans, 0);
     assert!(classes.check(&memory, &pages).is_ok());
 }
