@@ -70,19 +70,21 @@ pub(crate) fn align_in_units(align: usize) -> usize {
 
 /// Growing memory by a page costs more than the allocation that asks for it: V8 makes a
 /// new `ArrayBuffer` for the memory each time, and once memory is large that can set
-/// off a full garbage collection. So memory grows ahead by an eighth of its size, up to
-/// 4 MiB at a time, and the extra pages wait in the bitmap. An eighth bounds what
-/// growing ahead adds to peak memory to 12.5%, and 4 MiB bounds it in big heaps
+/// off a full garbage collection. So memory grows ahead by an eighth of the allocator's
+/// own heap (the memory it has obtained: not the stack, static data and pages of other
+/// code, which would make a small heap grow far ahead of its use), up to 4 MiB at a
+/// time, and the extra pages wait in the bitmap. An eighth bounds what growing ahead adds
+/// to peak memory to 12.5% of the heap, and 4 MiB bounds it in big heaps
 /// (benches/README.md, "Growing ahead", has the sweep that chose them).
 const GROW_AHEAD_SHIFT: u32 = 3;
 
 /// The most pages grown ahead at once (4 MiB).
 const GROW_AHEAD_MAX: usize = 64;
 
-/// Pages to grow beyond a request when memory has `size` pages.
+/// Pages to grow beyond a request when the allocator has obtained `heap` pages.
 #[inline]
-fn grow_ahead(size: usize) -> usize {
-    (size >> GROW_AHEAD_SHIFT).min(GROW_AHEAD_MAX)
+fn grow_ahead(heap: usize) -> usize {
+    (heap >> GROW_AHEAD_SHIFT).min(GROW_AHEAD_MAX)
 }
 
 /// An alignment in units, of addresses rather than unit indexes: a [`Region`]'s first
@@ -389,17 +391,16 @@ impl PageMap {
             let crosses = expected.saturating_add(pages).saturating_mul(UNITS_PER_PAGE) > CONVENTIONAL_UNITS;
             pages.saturating_add(if self.extended.is_null() && crosses { EXTENDED_PAGES } else { 0 })
         };
-        let mut grow = |pages: usize| {
-            self.grow_calls += 1;
-            memory.grow(pages)
-        };
-        let ahead = grow_ahead(expected).min(PAGE_LIMIT.saturating_sub(expected.saturating_add(needed)));
+        let ahead = grow_ahead(self.units_obtained / UNITS_PER_PAGE)
+            .min(PAGE_LIMIT.saturating_sub(expected.saturating_add(needed)));
         let wanted = with_bitmap(needed + ahead);
-        let (old, delta) = match grow(wanted) {
+        self.grow_calls += 1;
+        let (old, delta) = match memory.grow(wanted) {
             Some(old) => (old, wanted),
             None if ahead > 0 => {
+                self.grow_calls += 1;
                 let wanted = with_bitmap(needed);
-                (grow(wanted)?, wanted)
+                (memory.grow(wanted)?, wanted)
             }
             None => return None,
         };

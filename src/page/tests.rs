@@ -258,6 +258,21 @@ fn a_raced_growth_keeps_its_pages_and_tries_again() {
     assert_eq!((map.free_units(), map.growth()), (P + 12, (3, 3 * P)));
 }
 
+/// Growing ahead follows the allocator's own heap, not the memory's size: pages other
+/// code grew (or a large stack and static data) do not make a small heap grow far ahead.
+#[test]
+fn memory_grows_ahead_by_an_eighth_of_its_own_heap() {
+    let memory = OwnedRegion::new(200);
+    assert_eq!(memory.grow(64), Some(0), "other code's pages");
+    let mut map = PageMap::new();
+    assert_eq!(alloc(&mut map, &memory, 16 * P, 1), 64 * P);
+    assert_eq!(memory.size(), 80, "nothing obtained yet: nothing ahead");
+    assert_eq!(alloc(&mut map, &memory, 1, 1), 80 * P);
+    assert_eq!(memory.size(), 83, "an eighth of the 16 pages obtained, not of the 80 of memory");
+    assert_eq!(map.growth(), (2, 19 * P));
+    assert_sound(&map, &memory);
+}
+
 #[test]
 fn out_of_memory_changes_nothing() {
     let memory = OwnedRegion::new(4);

@@ -28,7 +28,7 @@ const EXTENDED_PAGES: usize = 2;
 const EXTENDED_UNITS: usize = EXTENDED_PAGES * UNITS_PER_PAGE;
 /// Units the page layer ever hands out (on a 64-bit host far above any region here).
 const UNIT_LIMIT: usize = PAGE_LIMIT * UNITS_PER_PAGE;
-/// Memory grows ahead by an eighth of its size, at most this many pages.
+/// Memory grows ahead by an eighth of the pages obtained, at most this many pages.
 const GROW_AHEAD_MAX: usize = 64;
 /// A span's header: its first slot is at this offset.
 const HEADER: usize = 64;
@@ -415,7 +415,7 @@ impl Model {
             let crosses = expected.saturating_add(pages).saturating_mul(UNITS_PER_PAGE) > CONVENTIONAL_UNITS;
             pages.saturating_add(if !model.extended && crosses { EXTENDED_PAGES } else { 0 })
         };
-        let ahead = (expected >> 3)
+        let ahead = ((self.obtained / UNITS_PER_PAGE) >> 3)
             .min(GROW_AHEAD_MAX)
             .min(PAGE_LIMIT.saturating_sub(expected.saturating_add(needed)));
         let wanted = with_bitmap(self, needed + ahead);

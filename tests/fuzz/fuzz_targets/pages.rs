@@ -69,6 +69,8 @@ struct Model {
     initial_heap: Option<Range<usize>>,
     /// `grow` calls expected: (delta, succeeds).
     grows: Vec<(usize, bool)>,
+    /// Units obtained: the initial heap's whole units and the pages grown.
+    obtained: usize,
 }
 
 fn align_up(x: usize, a: usize) -> Option<usize> {
@@ -115,7 +117,7 @@ impl Model {
         ok
     }
 
-    /// Growth for `needed` pages: memory grows ahead by an eighth of its size (at most
+    /// Growth for `needed` pages: memory grows ahead by an eighth of the pages obtained (at most
     /// 64 pages, never past PAGE_LIMIT) when it can, else by exactly what it needs; when
     /// that growth reaches past the conventional bitmap and there is no extended bitmap
     /// yet, by `EXTENDED_PAGES` more. Every grown unit is freed (the extended bitmap
@@ -126,7 +128,7 @@ impl Model {
             let crosses = (old + pages) * UNITS_PER_PAGE > CONVENTIONAL_UNITS;
             pages + if model.extended.is_none() && crosses { EXTENDED_PAGES } else { 0 }
         };
-        let ahead = (old >> 3).min(64).min(PAGE_LIMIT.saturating_sub(old + needed));
+        let ahead = ((self.obtained / UNITS_PER_PAGE) >> 3).min(64).min(PAGE_LIMIT.saturating_sub(old + needed));
         let (first, fallback) = (with_bitmap(self, needed + ahead), with_bitmap(self, needed));
         let delta = if self.grow_once(first) {
             first
@@ -135,6 +137,7 @@ impl Model {
         } else {
             return false;
         };
+        self.obtained += delta * UNITS_PER_PAGE;
         self.release(old * UNITS_PER_PAGE..(old + delta).min(PAGE_LIMIT) * UNITS_PER_PAGE);
         true
     }
@@ -144,6 +147,7 @@ impl Model {
         if let Some(heap) = self.initial_heap.take() {
             let first = heap.start.div_ceil(UNIT);
             let end = (heap.end / UNIT).max(first);
+            self.obtained += end - first;
             self.release(first..end);
         }
     }
@@ -516,6 +520,7 @@ fuzz_target!(|data: &[u8]| {
         extended: None,
         initial_heap: None,
         grows: Vec::new(),
+        obtained: 0,
     };
     if let Some((pages, start)) = initial {
         model.size = pages;
