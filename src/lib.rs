@@ -33,7 +33,7 @@ mod wasip2;
 use core::alloc::{GlobalAlloc, Layout};
 
 pub use class::{ClassStats, CLASSES};
-pub use memory::{Memory, Region, WasmMemory, PAGE_LIMIT, PAGE_SIZE};
+pub use memory::{Capped, Memory, Region, WasmMemory, PAGE_LIMIT, PAGE_SIZE};
 
 use class::SizeClasses;
 use global::Locked;
@@ -93,6 +93,32 @@ impl WasmAllocator<WasmMemory> {
     }
 }
 
+impl WasmAllocator<Capped<WasmMemory>> {
+    /// The module's allocator over wasm's memory 0, as [`WasmAllocator::new`], that never
+    /// grows memory past `max_pages` pages (64 KiB each) in all: at that size every
+    /// allocation that needs more memory returns null, every block stays intact, and
+    /// what is freed serves again. The static data, the stack and pages other code grew
+    /// count toward the cap (see [`Capped`]); `stats()` reports it.
+    ///
+    /// # Example
+    /// ```no_run
+    /// // A 16 MiB memory budget (256 pages of 64 KiB).
+    /// #[cfg(target_arch = "wasm32")]
+    /// #[global_allocator]
+    /// static ALLOC: wasm_alloc::WasmAllocator<wasm_alloc::Capped> =
+    ///     wasm_alloc::WasmAllocator::with_max_pages(256);
+    /// # fn main() {}
+    /// ```
+    ///
+    /// # Panics
+    /// Off wasm32, as [`WasmAllocator::new`] does.
+    #[track_caller]
+    pub const fn with_max_pages(max_pages: usize) -> Self {
+        wasm32_only();
+        Self::with_memory(Capped::new(WasmMemory::new(), max_pages))
+    }
+}
+
 /// Stops an allocator over memory 0 from being built where there is none. In a `static`
 /// (where a `#[global_allocator]` is built) the panic is a compile-time error; without
 /// it, a host binary would compile and then abort at its first allocation ("memory
@@ -102,7 +128,7 @@ const fn wasm32_only() {
     if cfg!(not(target_arch = "wasm32")) {
         panic!(
             "wasm-alloc: an allocator over wasm's memory 0 (WasmAllocator::new, ::secondary, \
-             PageAllocator::new, ::secondary) exists only on wasm32. Put the \
+             ::with_max_pages, PageAllocator::new, ::secondary) exists only on wasm32. Put the \
              #[global_allocator] static under #[cfg(target_arch = \"wasm32\")], or use \
              with_memory(Region) on this target"
         );
@@ -214,6 +240,15 @@ pub struct Stats {
     /// What is obtained and neither free, in use nor overhead is held by spans for slots
     /// not in use (see `classes`).
     pub overhead_bytes: usize,
+    /// The memory's size in bytes (`memory.size`): everything in it, the module's static
+    /// data and stack and pages other code grew included.
+    pub memory_bytes: usize,
+    /// The size in bytes the allocator never grows memory past: a [`Capped`] memory's
+    /// cap (as [`WasmAllocator::with_max_pages`] sets), a [`Region`]'s capacity. `None`
+    /// over an uncapped [`WasmMemory`] (up to 4 GiB, or the maximum the host or the
+    /// linker set, which wasm code cannot read). `max_memory_bytes - memory_bytes` is how
+    /// far the allocator may still grow memory.
+    pub max_memory_bytes: Option<usize>,
     /// Per size class, smallest first: spans, bytes held and bytes in use. A class
     /// served as runs of units holds nothing here, and nothing is held here by a
     /// [`PageAllocator`].
@@ -229,6 +264,9 @@ struct PageFigures {
     units_free: usize,
     /// Units of the page layer's own (the extended bitmap) and the checked mode's tags.
     units_overhead: usize,
+    /// The memory's size in pages, and the cap it reports.
+    memory_pages: usize,
+    max_pages: Option<usize>,
 }
 
 impl PageFigures {
@@ -239,13 +277,16 @@ impl PageFigures {
             units_obtained,
             units_free: runs.pages.free_units(),
             units_overhead: runs.pages.own_units() + runs.checks.tag_units(),
+            memory_pages: runs.memory.size(),
+            max_pages: runs.memory.max_pages(),
         }
     }
 }
 
 impl Stats {
     fn new(pages: PageFigures, classes: [ClassStats; CLASSES]) -> Stats {
-        let PageFigures { grow_calls, units_obtained, units_free, units_overhead } = pages;
+        let PageFigures { grow_calls, units_obtained, units_free, units_overhead, memory_pages, max_pages } =
+            pages;
         let obtained_bytes = units_obtained * UNIT;
         let free_bytes = units_free * UNIT;
         let overhead_bytes = units_overhead * UNIT;
@@ -257,6 +298,8 @@ impl Stats {
             free_bytes,
             in_use_bytes: obtained_bytes - free_bytes - overhead_bytes - held + used,
             overhead_bytes,
+            memory_bytes: memory_pages.saturating_mul(PAGE_SIZE),
+            max_memory_bytes: max_pages.map(|pages| pages.saturating_mul(PAGE_SIZE)),
             classes,
         }
     }
