@@ -1,4 +1,61 @@
-#![doc = include_str!("../README.md")]
+//! A `no_std` global allocator for `wasm32` that reuses what is freed for any size: size
+//! classes four to a doubling, in spans that go back to its own free pages (a bitmap of
+//! free 4 KiB units) when they empty, over `memory.grow`. No dependencies beyond `core`.
+//!
+//! ```no_run
+//! #[cfg(target_arch = "wasm32")]
+//! #[global_allocator]
+//! static ALLOC: wasm_alloc::WasmAllocator = wasm_alloc::WasmAllocator::new();
+//! ```
+//!
+//! Gate the `static` with `#[cfg(target_arch = "wasm32")]`, so that host builds of the
+//! same crate keep their own allocator (off wasm32 it is a compile-time error that says
+//! so). It takes no memory until the first allocation; on `wasm32-unknown-unknown` and
+//! `wasm32v1-none` it then uses the module's initial heap before it grows memory.
+//!
+//! | instance | constructor | memory it uses |
+//! |---|---|---|
+//! | the binary's `#[global_allocator]` | [`WasmAllocator::new`] | the initial heap (on `wasm32-unknown-unknown`, `wasm32v1-none`), then pages it grows |
+//! | the same, never growing memory past `n` pages | [`WasmAllocator::with_max_pages`] | as above, up to the cap ([`Capped`]) |
+//! | any other instance over wasm's memory (a `&dyn GlobalAlloc` beside the global allocator) | [`WasmAllocator::secondary`] | only pages it grows |
+//! | over memory you own (an arena, a static buffer, host tests) | [`WasmAllocator::with_memory`] over a [`Region`] | only that memory |
+//!
+//! [`PageAllocator`] is the page layer alone, for programs that only make a few large
+//! allocations.
+//!
+//! # Out of memory
+//! Every allocation that cannot be served returns null, and every block stays intact:
+//! at wasm32's 4 GiB, at a maximum the host or the linker set, and at a cap of your own
+//! ([`Capped`], [`WasmAllocator::with_max_pages`]). Freed memory serves any size again.
+//! Wasm memory never shrinks, so what is freed goes back to the allocator's own free
+//! pages, not to the host.
+//!
+//! # Where memory went
+//! [`WasmAllocator::stats`] returns [`Stats`]: bytes obtained, free, in use by blocks and
+//! kept for the allocator itself, the memory's size and cap, and per size class
+//! ([`CLASSES`] of them) its spans and bytes. `in_use_bytes` counts blocks only, so in a
+//! wasm-bindgen-test suite it makes a leak check: on one thread, the figure before and
+//! after a piece of work that frees what it allocates agrees. Declare the static `pub`
+//! in your library and `use my_lib::ALLOC;` in each test file (a test file that names
+//! nothing of the library does not link it, and runs on Rust's default allocator).
+//!
+//! # Features
+//! - `checked`: verifies every pointer given to `dealloc` and `realloc` (foreign,
+//!   interior, double free) and poisons freed slots (writes after free); a misuse is
+//!   reported with the address and layout, then the program aborts. For test builds:
+//!   `[target.'cfg(target_arch = "wasm32")'.dev-dependencies]`
+//!   `wasm-alloc = { version = "0.1", features = ["checked"] }`.
+//!
+//! # Targets
+//! `wasm32-unknown-unknown` (with or without `atomics`), `wasm32v1-none`,
+//! `wasm32-wasip1` and `wasm32-wasip2` (where it only grows memory: wasi-libc's `malloc`
+//! owns the initial heap; on wasip2 also [`wasip2_cabi_realloc_over_libc!`]).
+//! `wasm32-unknown-emscripten` and `wasm64` are refused at compile time with the reason.
+//! On native hosts only [`Region`]s work.
+//!
+//! The [repository's README](https://github.com/wasm-alloc/wasm-alloc#readme) has the
+//! benchmark against dlmalloc, talc, rlsf and others (time, peak memory, code size), the
+//! design, the checked mode's coverage, and how the crate is tested.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn, missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
@@ -398,6 +455,12 @@ unsafe impl<M: Memory + Send> GlobalAlloc for PageAllocator<M> {
         unsafe { self.heap.realloc(ptr, layout, new_size) }
     }
 }
+
+/// The README's Rust examples, compiled and run as doctests (the README is the
+/// repository's page; the crate docs above are written for this page).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod testing;
