@@ -79,10 +79,14 @@ pub unsafe trait Memory {
 /// from an allocator over it returns null; use [`Region`] there.
 #[derive(Clone, Copy, Debug)]
 pub struct WasmMemory {
-    /// Whether this memory may take the module's initial heap (see [`WasmMemory::new`]).
+    /// Whether this memory must leave the module's initial heap alone (see
+    /// [`WasmMemory::secondary`]). `false` for [`WasmMemory::new`], so that the global
+    /// allocator's `static` is all zero bytes: the linker then puts it in `.bss`, which
+    /// takes no room in the module, rather than writing its 4.6 KB (mostly the page
+    /// bitmap's zeros) into a data segment, as it must for a `static` with one byte set.
     /// Off wasm32 there is no initial heap to take.
     #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-    initial_heap: bool,
+    secondary: bool,
 }
 
 impl WasmMemory {
@@ -95,14 +99,14 @@ impl WasmMemory {
     /// `malloc` owns them, so there this memory only ever grows. And only the
     /// first allocator of the module to ask gets the initial heap.
     pub const fn new() -> Self {
-        WasmMemory { initial_heap: true }
+        WasmMemory { secondary: false }
     }
 
     /// Memory 0 for an allocator that is not the module's `#[global_allocator]`: it uses
     /// only the pages its own `memory.grow` calls return, never the initial heap, which
     /// belongs to the global allocator (dlmalloc, Rust's default, uses it too).
     pub const fn secondary() -> Self {
-        WasmMemory { initial_heap: false }
+        WasmMemory { secondary: true }
     }
 }
 
@@ -192,7 +196,7 @@ unsafe impl Memory for WasmMemory {
     }
 
     fn take_initial_heap(&self) -> Option<Range<usize>> {
-        if !self.initial_heap {
+        if self.secondary {
             return None;
         }
         wasm::take_initial_heap()
