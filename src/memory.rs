@@ -448,3 +448,6 @@ unsafe impl<M: Memory> Memory for Capped<M> {
         })
     }
 }
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests;
