@@ -84,6 +84,9 @@ pub struct WasmMemory {
     /// allocator's `static` is all zero bytes: the linker then puts it in `.bss`, which
     /// takes no room in the module, rather than writing its 4.6 KB (mostly the page
     /// bitmap's zeros) into a data segment, as it must for a `static` with one byte set.
+    /// Not on WASI, where there is no initial heap to take, so `new` may as well be
+    /// secondary: there an all-zero static made the wasm32-wasip2 test binary fail at
+    /// startup ("a slot freed into an empty span", issue 17; cause not found yet).
     /// Off wasm32 there is no initial heap to take.
     #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
     secondary: bool,
@@ -99,7 +102,7 @@ impl WasmMemory {
     /// `malloc` owns them, so there this memory only ever grows. And only the
     /// first allocator of the module to ask gets the initial heap.
     pub const fn new() -> Self {
-        WasmMemory { secondary: false }
+        WasmMemory { secondary: cfg!(target_os = "wasi") }
     }
 
     /// Memory 0 for an allocator that is not the module's `#[global_allocator]`: it uses
