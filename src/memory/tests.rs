@@ -24,11 +24,14 @@ fn fill(alloc: &dyn GlobalAlloc, layouts: &[Layout]) -> Vec<(*mut u8, Layout)> {
     }
 }
 
+/// Checks every block's pattern (under Miri, which is slow at it, its ends only), then
+/// frees them all.
 fn check_and_free(alloc: &dyn GlobalAlloc, blocks: Vec<(*mut u8, Layout)>) {
     for (i, &(p, layout)) in blocks.iter().enumerate() {
         // SAFETY: each block is live with `layout.size()` bytes.
         let bytes = unsafe { core::slice::from_raw_parts(p, layout.size()) };
-        assert!(bytes.iter().all(|&b| b == i as u8), "block {i} was overwritten");
+        let checked = if cfg!(miri) { [bytes[0], bytes[bytes.len() - 1]].to_vec() } else { bytes.to_vec() };
+        assert!(checked.iter().all(|&b| b == i as u8), "block {i} was overwritten");
     }
     for (p, layout) in blocks {
         // SAFETY: live with this layout; freed once.
@@ -43,7 +46,8 @@ fn a_capped_memory_stops_at_every_cap_and_serves_again() {
         Layout::from_size_align(3000, 8).unwrap(),
         Layout::from_size_align(40_000, 16).unwrap(),
     ];
-    for extra in [0, 1, 2, 3, 5, 8] {
+    let caps: &[usize] = if cfg!(miri) { &[0, 2] } else { &[0, 1, 2, 3, 5, 8] };
+    for &extra in caps {
         let cap = TAG_PAGES + extra;
         let alloc = WasmAllocator::with_memory(Capped::new(OwnedRegion::new(cap + 8), cap));
         let blocks = fill(&alloc, &layouts);
