@@ -7,7 +7,12 @@
 //!    a FAIL row instead of stopping the run;
 //! 3. builds the `no_std` size probe once per allocator (`--profile wasm-size`), and
 //!    runs `wasm-opt -Oz` on it when binaryen is installed;
-//! 4. writes `target/bench/manifest.json` (with wasm-alloc's module a second time, as
+//! 4. builds the app probe (`benches/app-probe`, a wasm-bindgen cdylib with one export)
+//!    once per allocator as users build it, when `wasm-bindgen` is installed: the default
+//!    `release` profile, then wasm-bindgen, as is and after `wasm-opt -O` (as wasm-pack
+//!    does); and `--profile app-size` (opt-level "z", LTO, one codegen unit), then
+//!    wasm-bindgen and `wasm-opt -Oz`;
+//! 5. writes `target/bench/manifest.json` (with wasm-alloc's module a second time, as
 //!    `wasm-alloc (A/A)`, for the A/A spread) and runs `node benches/runner/run.mjs`.
 //!
 //! Quick mode: `BENCH_QUICK=1 cargo bench` or `cargo bench --bench compare -- --quick`;
@@ -175,6 +180,20 @@ fn main() {
         }
     }
 
+    // --- code size as users build it: the app probe in three profiles ------------------------
+    let wasm_bindgen = output("wasm-bindgen", &["--version"]);
+    if wasm_bindgen.is_none() {
+        eprintln!("bench: wasm-bindgen not found (cargo install wasm-bindgen-cli): no per-profile sizes");
+    }
+    let mut app_sizes = Vec::new();
+    if wasm_bindgen.is_some() {
+        for a in ALLOCATORS {
+            eprintln!("bench: app probe for {}", a.0);
+            let res = app_probe(&cargo, a.3, &bench_dir.join("app"), wasm_opt.is_some());
+            app_sizes.push(app_json(a.0, res));
+        }
+    }
+
     // --- manifest and runner ---------------------------------------------------------------
     let mut allocs: Vec<String> = ALLOCATORS
         .iter()
@@ -244,9 +263,11 @@ fn main() {
         }
     });
     let manifest = format!(
-        "{{\n\"allocators\":[\n{}\n],\n\"sizes\":[\n{}\n],\n\"wasm_opt\":{},\n\"rustc\":{},\n\"node\":{},\n\"profile\":{},\n\"out_dir\":{},\n\"commit\":{}{}\n}}\n",
+        "{{\n\"allocators\":[\n{}\n],\n\"sizes\":[\n{}\n],\n\"app_sizes\":[\n{}\n],\n\"wasm_bindgen\":{},\n\"wasm_opt\":{},\n\"rustc\":{},\n\"node\":{},\n\"profile\":{},\n\"out_dir\":{},\n\"commit\":{}{}\n}}\n",
         allocs.join(",\n"),
         sizes.join(",\n"),
+        app_sizes.join(",\n"),
+        wasm_bindgen.as_deref().map_or("null".into(), js),
         wasm_opt.as_deref().map_or("null".into(), js),
         js(&rustc),
         js(&node),
@@ -339,6 +360,76 @@ fn size_json(name: &str, res: Result<(u64, Option<u64>), String>) -> String {
     match res {
         Ok((b, Some(o))) => format!(r#"{{"name":{},"bytes":{b},"opt_bytes":{o}}}"#, js(name)),
         Ok((b, None)) => format!(r#"{{"name":{},"bytes":{b}}}"#, js(name)),
+        Err(e) => format!(r#"{{"name":{},"error":{}}}"#, js(name), js(&e)),
+    }
+}
+
+/// The app probe's bytes with one allocator, each after wasm-bindgen: the `release`
+/// build, the same after `wasm-opt -O` (as wasm-pack does), the `app-size` build, and
+/// the same after `wasm-opt -Oz` (the `wasm-opt` figures only `if wasm_opt`).
+struct AppSizes {
+    release: u64,
+    release_opt: Option<u64>,
+    size: u64,
+    size_opt: Option<u64>,
+}
+
+/// Builds `benches/app-probe` with one allocator feature in the `release` and `app-size`
+/// profiles (one target directory per profile, shared by the allocators, so only the
+/// probe and the allocator are rebuilt), runs wasm-bindgen (`--target web`) and wasm-opt.
+fn app_probe(cargo: &str, feature: &str, dir: &Path, wasm_opt: bool) -> Result<AppSizes, String> {
+    let mut sizes = [(0, None), (0, None)];
+    for (i, (profile, level)) in [("release", "-O"), ("app-size", "-Oz")].into_iter().enumerate() {
+        let target_dir = dir.join(profile);
+        let mut c = Command::new(cargo);
+        c.args(["build", "--profile", profile, "--target", TARGET, "-p", "app-probe", "--features", feature])
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .env("CARGO_ENCODED_RUSTFLAGS", "");
+        run_cargo(c)?;
+        let built = target_dir.join(TARGET).join(profile).join("app_probe.wasm");
+        let out_dir = dir.join("out").join(profile).join(feature);
+        let _ = fs::remove_dir_all(&out_dir);
+        let bindgen = Command::new("wasm-bindgen")
+            .args(["--target", "web", "--out-dir"])
+            .arg(&out_dir)
+            .arg(&built)
+            .output()
+            .map_err(|e| format!("wasm-bindgen: {e}"))?;
+        if !bindgen.status.success() {
+            return Err(format!("wasm-bindgen: {}", String::from_utf8_lossy(&bindgen.stderr).trim()));
+        }
+        let file = out_dir.join("app_probe_bg.wasm");
+        let bytes = fs::metadata(&file).map_err(|e| e.to_string())?.len();
+        let opt = wasm_opt.then(|| {
+            let out = out_dir.join("opt.wasm");
+            let ok = Command::new("wasm-opt")
+                .arg(level)
+                .args(WASM_FEATURES)
+                .arg(&file)
+                .arg("-o")
+                .arg(&out)
+                .status()
+                .is_ok_and(|s| s.success());
+            ok.then(|| fs::metadata(&out).ok().map(|m| m.len())).flatten()
+        });
+        sizes[i] = (bytes, opt.flatten());
+    }
+    let [(release, release_opt), (size, size_opt)] = sizes;
+    Ok(AppSizes { release, release_opt, size, size_opt })
+}
+
+fn app_json(name: &str, res: Result<AppSizes, String>) -> String {
+    let opt = |v: Option<u64>| v.map_or("null".into(), |v| v.to_string());
+    match res {
+        Ok(s) => format!(
+            r#"{{"name":{},"release":{},"release_opt":{},"size":{},"size_opt":{}}}"#,
+            js(name),
+            s.release,
+            opt(s.release_opt),
+            s.size,
+            opt(s.size_opt)
+        ),
         Err(e) => format!(r#"{{"name":{},"error":{}}}"#, js(name), js(&e)),
     }
 }

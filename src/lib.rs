@@ -1,4 +1,61 @@
-#![doc = include_str!("../README.md")]
+//! A `no_std` global allocator for `wasm32` that reuses what is freed for any size: size
+//! classes four to a doubling, in spans that go back to its own free pages (a bitmap of
+//! free 4 KiB units) when they empty, over `memory.grow`. No dependencies beyond `core`.
+//!
+//! ```no_run
+//! #[cfg(target_arch = "wasm32")]
+//! #[global_allocator]
+//! static ALLOC: wasm_alloc::WasmAllocator = wasm_alloc::WasmAllocator::new();
+//! ```
+//!
+//! Gate the `static` with `#[cfg(target_arch = "wasm32")]`, so that host builds of the
+//! same crate keep their own allocator (off wasm32 it is a compile-time error that says
+//! so). It takes no memory until the first allocation; on `wasm32-unknown-unknown` and
+//! `wasm32v1-none` it then uses the module's initial heap before it grows memory.
+//!
+//! | instance | constructor | memory it uses |
+//! |---|---|---|
+//! | the binary's `#[global_allocator]` | [`WasmAllocator::new`] | the initial heap (on `wasm32-unknown-unknown`, `wasm32v1-none`), then pages it grows |
+//! | the same, never growing memory past `n` pages | [`WasmAllocator::with_max_pages`] | as above, up to the cap ([`Capped`]) |
+//! | any other instance over wasm's memory (a `&dyn GlobalAlloc` beside the global allocator) | [`WasmAllocator::secondary`] | only pages it grows |
+//! | over memory you own (an arena, a static buffer, host tests) | [`WasmAllocator::with_memory`] over a [`Region`] | only that memory |
+//!
+//! [`PageAllocator`] is the page layer alone, for programs that only make a few large
+//! allocations.
+//!
+//! # Out of memory
+//! Every allocation that cannot be served returns null, and every block stays intact:
+//! at wasm32's 4 GiB, at a maximum the host or the linker set, and at a cap of your own
+//! ([`Capped`], [`WasmAllocator::with_max_pages`]). Freed memory serves any size again.
+//! Wasm memory never shrinks, so what is freed goes back to the allocator's own free
+//! pages, not to the host.
+//!
+//! # Where memory went
+//! [`WasmAllocator::stats`] returns [`Stats`]: bytes obtained, free, in use by blocks and
+//! kept for the allocator itself, the memory's size and cap, and per size class
+//! ([`CLASSES`] of them) its spans and bytes. `in_use_bytes` counts blocks only, so in a
+//! wasm-bindgen-test suite it makes a leak check: on one thread, the figure before and
+//! after a piece of work that frees what it allocates agrees. Declare the static `pub`
+//! in your library and `use my_lib::ALLOC;` in each test file (a test file that names
+//! nothing of the library does not link it, and runs on Rust's default allocator).
+//!
+//! # Features
+//! - `checked`: verifies every pointer given to `dealloc` and `realloc` (foreign,
+//!   interior, double free) and poisons freed slots (writes after free); a misuse is
+//!   reported with the address and layout, then the program aborts. For test builds:
+//!   `[target.'cfg(target_arch = "wasm32")'.dev-dependencies]`
+//!   `wasm-alloc = { version = "0.1", features = ["checked"] }`.
+//!
+//! # Targets
+//! `wasm32-unknown-unknown` (with or without `atomics`), `wasm32v1-none`,
+//! `wasm32-wasip1` and `wasm32-wasip2` (where it only grows memory: wasi-libc's `malloc`
+//! owns the initial heap; on wasip2 also [`wasip2_cabi_realloc_over_libc!`]).
+//! `wasm32-unknown-emscripten` and `wasm64` are refused at compile time with the reason.
+//! On native hosts only [`Region`]s work.
+//!
+//! The [repository's README](https://github.com/wasm-alloc/wasm-alloc#readme) has the
+//! benchmark against dlmalloc, talc, rlsf and others (time, peak memory, code size), the
+//! design, the checked mode's coverage, and how the crate is tested.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn, missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
@@ -33,7 +90,7 @@ mod wasip2;
 use core::alloc::{GlobalAlloc, Layout};
 
 pub use class::{ClassStats, CLASSES};
-pub use memory::{Memory, Region, WasmMemory, PAGE_LIMIT, PAGE_SIZE};
+pub use memory::{Capped, Memory, Region, WasmMemory, PAGE_LIMIT, PAGE_SIZE};
 
 use class::SizeClasses;
 use global::Locked;
@@ -93,6 +150,32 @@ impl WasmAllocator<WasmMemory> {
     }
 }
 
+impl WasmAllocator<Capped<WasmMemory>> {
+    /// The module's allocator over wasm's memory 0, as [`WasmAllocator::new`], that never
+    /// grows memory past `max_pages` pages (64 KiB each) in all: at that size every
+    /// allocation that needs more memory returns null, every block stays intact, and
+    /// what is freed serves again. The static data, the stack and pages other code grew
+    /// count toward the cap (see [`Capped`]); `stats()` reports it.
+    ///
+    /// # Example
+    /// ```no_run
+    /// // A 16 MiB memory budget (256 pages of 64 KiB).
+    /// #[cfg(target_arch = "wasm32")]
+    /// #[global_allocator]
+    /// static ALLOC: wasm_alloc::WasmAllocator<wasm_alloc::Capped> =
+    ///     wasm_alloc::WasmAllocator::with_max_pages(256);
+    /// # fn main() {}
+    /// ```
+    ///
+    /// # Panics
+    /// Off wasm32, as [`WasmAllocator::new`] does.
+    #[track_caller]
+    pub const fn with_max_pages(max_pages: usize) -> Self {
+        wasm32_only();
+        Self::with_memory(Capped::new(WasmMemory::new(), max_pages))
+    }
+}
+
 /// Stops an allocator over memory 0 from being built where there is none. In a `static`
 /// (where a `#[global_allocator]` is built) the panic is a compile-time error; without
 /// it, a host binary would compile and then abort at its first allocation ("memory
@@ -102,7 +185,7 @@ const fn wasm32_only() {
     if cfg!(not(target_arch = "wasm32")) {
         panic!(
             "wasm-alloc: an allocator over wasm's memory 0 (WasmAllocator::new, ::secondary, \
-             PageAllocator::new, ::secondary) exists only on wasm32. Put the \
+             ::with_max_pages, PageAllocator::new, ::secondary) exists only on wasm32. Put the \
              #[global_allocator] static under #[cfg(target_arch = \"wasm32\")], or use \
              with_memory(Region) on this target"
         );
@@ -214,6 +297,15 @@ pub struct Stats {
     /// What is obtained and neither free, in use nor overhead is held by spans for slots
     /// not in use (see `classes`).
     pub overhead_bytes: usize,
+    /// The memory's size in bytes (`memory.size`): everything in it, the module's static
+    /// data and stack and pages other code grew included.
+    pub memory_bytes: usize,
+    /// The size in bytes the allocator never grows memory past: a [`Capped`] memory's
+    /// cap (as [`WasmAllocator::with_max_pages`] sets), a [`Region`]'s capacity. `None`
+    /// over an uncapped [`WasmMemory`] (up to 4 GiB, or the maximum the host or the
+    /// linker set, which wasm code cannot read). `max_memory_bytes - memory_bytes` is how
+    /// far the allocator may still grow memory.
+    pub max_memory_bytes: Option<usize>,
     /// Per size class, smallest first: spans, bytes held and bytes in use. A class
     /// served as runs of units holds nothing here, and nothing is held here by a
     /// [`PageAllocator`].
@@ -229,6 +321,9 @@ struct PageFigures {
     units_free: usize,
     /// Units of the page layer's own (the extended bitmap) and the checked mode's tags.
     units_overhead: usize,
+    /// The memory's size in pages, and the cap it reports.
+    memory_pages: usize,
+    max_pages: Option<usize>,
 }
 
 impl PageFigures {
@@ -239,13 +334,16 @@ impl PageFigures {
             units_obtained,
             units_free: runs.pages.free_units(),
             units_overhead: runs.pages.own_units() + runs.checks.tag_units(),
+            memory_pages: runs.memory.size(),
+            max_pages: runs.memory.max_pages(),
         }
     }
 }
 
 impl Stats {
     fn new(pages: PageFigures, classes: [ClassStats; CLASSES]) -> Stats {
-        let PageFigures { grow_calls, units_obtained, units_free, units_overhead } = pages;
+        let PageFigures { grow_calls, units_obtained, units_free, units_overhead, memory_pages, max_pages } =
+            pages;
         let obtained_bytes = units_obtained * UNIT;
         let free_bytes = units_free * UNIT;
         let overhead_bytes = units_overhead * UNIT;
@@ -257,6 +355,8 @@ impl Stats {
             free_bytes,
             in_use_bytes: obtained_bytes - free_bytes - overhead_bytes - held + used,
             overhead_bytes,
+            memory_bytes: memory_pages.saturating_mul(PAGE_SIZE),
+            max_memory_bytes: max_pages.map(|pages| pages.saturating_mul(PAGE_SIZE)),
             classes,
         }
     }
@@ -355,6 +455,12 @@ unsafe impl<M: Memory + Send> GlobalAlloc for PageAllocator<M> {
         unsafe { self.heap.realloc(ptr, layout, new_size) }
     }
 }
+
+/// The README's Rust examples, compiled and run as doctests (the README is the
+/// repository's page; the crate docs above are written for this page).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod testing;

@@ -1,6 +1,7 @@
 //! Where pages come from: the [`Memory`] trait with the semantics of wasm's
-//! `memory.size` / `memory.grow`, the wasm backend [`WasmMemory`], and [`Region`], a
-//! fixed block of memory the caller owns (host tests, Miri, fuzzing, embedded `no_std`).
+//! `memory.size` / `memory.grow`, the wasm backend [`WasmMemory`], [`Region`], a
+//! fixed block of memory the caller owns (host tests, Miri, fuzzing, embedded `no_std`),
+//! and [`Capped`], any of them with a cap on its size.
 
 use core::cell::Cell;
 use core::ops::Range;
@@ -58,6 +59,14 @@ pub unsafe trait Memory {
     /// Memory that exists before any growth and that nobody uses yet, as byte offsets:
     /// for wasm, from `__heap_base` to the end of the initial memory. `Some` at most once.
     fn take_initial_heap(&self) -> Option<Range<usize>>;
+
+    /// The size in pages this memory never grows past, when it knows one: a [`Capped`]
+    /// memory's cap, a [`Region`]'s capacity. `stats()` reports it. `None` by default,
+    /// and for [`WasmMemory`], whose maximum (set by the host or the linker) wasm code
+    /// cannot read.
+    fn max_pages(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Memory 0 of the running wasm module, through `memory.size` and `memory.grow`.
@@ -70,10 +79,17 @@ pub unsafe trait Memory {
 /// from an allocator over it returns null; use [`Region`] there.
 #[derive(Clone, Copy, Debug)]
 pub struct WasmMemory {
-    /// Whether this memory may take the module's initial heap (see [`WasmMemory::new`]).
+    /// Whether this memory must leave the module's initial heap alone (see
+    /// [`WasmMemory::secondary`]). `false` for [`WasmMemory::new`], so that the global
+    /// allocator's `static` is all zero bytes: the linker then puts it in `.bss`, which
+    /// takes no room in the module, rather than writing its 4.6 KB (mostly the page
+    /// bitmap's zeros) into a data segment, as it must for a `static` with one byte set.
+    /// Not on WASI, where there is no initial heap to take, so `new` may as well be
+    /// secondary: there an all-zero static made the wasm32-wasip2 test binary fail at
+    /// startup ("a slot freed into an empty span", issue 17; cause not found yet).
     /// Off wasm32 there is no initial heap to take.
     #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-    initial_heap: bool,
+    secondary: bool,
 }
 
 impl WasmMemory {
@@ -86,14 +102,14 @@ impl WasmMemory {
     /// `malloc` owns them, so there this memory only ever grows. And only the
     /// first allocator of the module to ask gets the initial heap.
     pub const fn new() -> Self {
-        WasmMemory { initial_heap: true }
+        WasmMemory { secondary: cfg!(target_os = "wasi") }
     }
 
     /// Memory 0 for an allocator that is not the module's `#[global_allocator]`: it uses
     /// only the pages its own `memory.grow` calls return, never the initial heap, which
     /// belongs to the global allocator (dlmalloc, Rust's default, uses it too).
     pub const fn secondary() -> Self {
-        WasmMemory { initial_heap: false }
+        WasmMemory { secondary: true }
     }
 }
 
@@ -183,7 +199,7 @@ unsafe impl Memory for WasmMemory {
     }
 
     fn take_initial_heap(&self) -> Option<Range<usize>> {
-        if !self.initial_heap {
+        if self.secondary {
             return None;
         }
         wasm::take_initial_heap()
@@ -341,4 +357,100 @@ unsafe impl Memory for Region {
     fn take_initial_heap(&self) -> Option<Range<usize>> {
         self.initial_heap.take().map(|(start, end)| start..end)
     }
+
+    fn max_pages(&self) -> Option<usize> {
+        Some(self.capacity)
+    }
 }
+
+/// A [`Memory`] that is never grown past `max_pages` pages in all: an allocator over it
+/// returns null there, as it does when the host's or the linker's maximum
+/// (`--max-memory`) stops `memory.grow`, with every block intact, and serves again what
+/// is freed. For hosts that give a module a budget (plugin hosts, workers) below
+/// wasm32's 4 GiB. [`WasmAllocator::with_max_pages`](crate::WasmAllocator::with_max_pages)
+/// is the global allocator over a capped memory 0.
+///
+/// The cap is on the memory's size (`memory.size`), so the module's static data and
+/// stack, and pages other code grew, count toward it; it stops the allocator's own
+/// growth only, not other code's (JavaScript, another allocator). `stats()` reports the
+/// cap as `max_memory_bytes` and the memory's size as `memory_bytes`.
+///
+/// # Example
+/// ```
+/// use core::alloc::{GlobalAlloc, Layout};
+/// use wasm_alloc::{Capped, Region, WasmAllocator, PAGE_SIZE};
+///
+/// let layout = Layout::from_size_align(8 * PAGE_SIZE, PAGE_SIZE).unwrap();
+/// let base = unsafe { std::alloc::alloc(layout) };
+/// // SAFETY: `base` is 64 KiB aligned, valid for 8 pages and used by nothing else until
+/// // the allocator is gone. Of its 8 pages, the allocator may grow 2.
+/// let alloc = WasmAllocator::with_memory(Capped::new(unsafe { Region::new(base, 8) }, 2));
+/// let big = Layout::from_size_align(PAGE_SIZE, 8).unwrap();
+/// let (a, b) = unsafe { (alloc.alloc(big), alloc.alloc(big)) };
+/// assert!(!a.is_null() && !b.is_null());
+/// assert!(unsafe { alloc.alloc(big) }.is_null()); // the cap: null, a and b intact
+/// let stats = alloc.stats();
+/// assert_eq!((stats.memory_bytes, stats.max_memory_bytes), (2 * PAGE_SIZE, Some(2 * PAGE_SIZE)));
+/// unsafe { alloc.dealloc(a, big) };
+/// assert_eq!(unsafe { alloc.alloc(big) }, a); // what is freed serves again
+/// # unsafe { alloc.dealloc(a, big); alloc.dealloc(b, big) };
+/// drop(alloc);
+/// unsafe { std::alloc::dealloc(base, layout) };
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Capped<M = WasmMemory> {
+    memory: M,
+    /// At most [`PAGE_LIMIT`], so `max_pages * PAGE_SIZE` fits in a `usize`.
+    max_pages: usize,
+}
+
+impl<M> Capped<M> {
+    /// `memory`, never grown past `max_pages` pages (64 KiB each) in all. A cap above
+    /// [`PAGE_LIMIT`] is [`PAGE_LIMIT`]; a cap at or below the memory's size when the
+    /// allocator first grows it leaves the allocator only what it already has (for the
+    /// global allocator on `wasm32-unknown-unknown`, the initial heap).
+    pub const fn new(memory: M, max_pages: usize) -> Self {
+        let max_pages = if max_pages < PAGE_LIMIT { max_pages } else { PAGE_LIMIT };
+        Capped { memory, max_pages }
+    }
+}
+
+// SAFETY: every call goes to `memory`, whose contract holds; `grow` only refuses more
+// often (a refused growth changes nothing), and `max_pages` only reports.
+unsafe impl<M: Memory> Memory for Capped<M> {
+    #[inline]
+    fn size(&self) -> usize {
+        self.memory.size()
+    }
+
+    fn grow(&self, delta: usize) -> Option<usize> {
+        if delta > self.max_pages.saturating_sub(self.memory.size()) {
+            return None;
+        }
+        self.memory.grow(delta)
+    }
+
+    #[inline]
+    fn ptr(&self, offset: usize) -> *mut u8 {
+        self.memory.ptr(offset)
+    }
+
+    #[inline]
+    fn offset(&self, ptr: *const u8) -> usize {
+        self.memory.offset(ptr)
+    }
+
+    fn take_initial_heap(&self) -> Option<Range<usize>> {
+        self.memory.take_initial_heap()
+    }
+
+    fn max_pages(&self) -> Option<usize> {
+        Some(match self.memory.max_pages() {
+            Some(inner) if inner < self.max_pages => inner,
+            _ => self.max_pages,
+        })
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests;

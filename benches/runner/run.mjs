@@ -270,7 +270,8 @@ log(`bench: ${QUICK ? 'quick' : 'full'} mode, ${ROUNDS} rounds, ${allocs.length}
 
 // --- Progress: what is left, estimated from the wall time of each run so far (worker
 // start included); before a cell has run, from the last results in the output directory
-// (same mode), else from the other allocators' runs of the workload.
+// (same mode), else from the other allocators' runs of the workload, else from a first
+// guess scaled by how the runs so far compared with their guesses.
 const wall = {}; // key -> [ms]
 const prior = (() => {
   const m = {};
@@ -286,7 +287,20 @@ const prior = (() => {
   return m;
 })();
 const mean = (xs) => xs.reduce((x, y) => x + y, 0) / xs.length;
-function estimate(w, a) {
+// A first guess for a cell nothing is known about yet (no run, no earlier results).
+const guess = (w) => (w.eff ? 5000 : w.once ? 300 : 1000);
+// How long the runs so far took against the first guesses for them: on a first run the
+// guesses are scaled by it, so the estimate follows what has run (quick mode is faster
+// than the guesses, a loaded machine slower). 1 until something has run.
+function pace() {
+  let seen = 0, guessed = 0;
+  for (const w of WORKLOADS) for (const a of allocs) {
+    const ms = wall[key(w.id, a.name)];
+    if (ms?.length) { seen += mean(ms); guessed += guess(w); }
+  }
+  return guessed ? seen / guessed : 1;
+}
+function estimate(w, a, k) {
   const c = cell[key(w.id, a.name)];
   if (c.fail) return 0;
   const seen = wall[key(w.id, a.name)];
@@ -298,16 +312,17 @@ function estimate(w, a) {
   if (others.length) return mean(others);
   const mine = ROUNDED.flatMap((v) => wall[key(v.id, a.name)] ?? []);
   if (mine.length && !w.eff && !w.once) return mean(mine);
-  return w.eff ? 5000 : w.once ? 300 : 1000;
+  return guess(w) * k;
 }
 // Runs still to do: timed workloads from (round, workload index) on, then the one-off ones.
 function left(round, wi, doneOnce) {
+  const k = pace();
   let ms = 0;
   for (let r = round; r < ROUNDS; r++) {
-    for (let i = r === round ? wi : 0; i < ROUNDED.length; i++) for (const a of allocs) ms += estimate(ROUNDED[i], a);
+    for (let i = r === round ? wi : 0; i < ROUNDED.length; i++) for (const a of allocs) ms += estimate(ROUNDED[i], a, k);
   }
   for (const w of WORKLOADS.filter((w) => w.eff || w.once)) for (const a of mainAllocs) {
-    if (!doneOnce.has(key(w.id, a.name))) ms += estimate(w, a);
+    if (!doneOnce.has(key(w.id, a.name))) ms += estimate(w, a, k);
   }
   return ms;
 }
@@ -545,6 +560,21 @@ if (manifest.wasm_opt) {
   sizeRows.push(['  - bump (B)', ...names.map((a) => { const s = sizeOf(a); return s.opt_bytes == null || bumpSize.opt_bytes == null ? '-' : String(s.opt_bytes - bumpSize.opt_bytes); })]);
 }
 for (const a of names) { const s = sizeOf(a); if (s.error && s.error !== 'not built') fails.push(`size / ${a}: ${s.error}`); }
+// Code size as users build it: the app probe (a wasm-bindgen cdylib, one export) after
+// wasm-bindgen, per profile; a row of bytes and a row of the difference to dlmalloc each.
+const appSizes = manifest.app_sizes || [];
+const appOf = (n) => appSizes.find((s) => s.name === n) || { error: 'not built' };
+const APP_PROFILES = [
+  ['release', 'release + wasm-bindgen (B)'],
+  ['release_opt', 'release + wasm-opt -O (B)'],
+  ['size_opt', 'z, LTO, 1 CGU + wasm-opt -Oz (B)'],
+];
+const signed = (d) => (d > 0 ? `+${d}` : String(d));
+const appRows = appSizes.length ? APP_PROFILES.flatMap(([k, label]) => [
+  [label, ...names.map((a) => { const s = appOf(a); return s.error || s[k] == null ? '-' : String(s[k]); })],
+  [`  vs ${BASE}`, ...names.map((a) => { const s = appOf(a), b = appOf(BASE); return s.error || b.error || s[k] == null || b[k] == null ? '-' : signed(s[k] - b[k]); })],
+]) : [];
+for (const a of names) { const s = appOf(a); if (appSizes.length && s.error && s.error !== 'not built') fails.push(`app size / ${a}: ${s.error}`); }
 const wa = names.find((n) => n === 'wasm-alloc');
 const bl = BASELINE && names.includes(BASELINE.name) ? BASELINE.name : null;
 const statRowsOf = (name) => WORKLOADS.map((w) => {
@@ -651,6 +681,7 @@ const out = [
   ...(effRows.length ? [table("Heap efficiency: bytes in use at the first failure / heap (talc's definition; higher is better)", 'workload', effRows, names), ''] : []),
   ...(fpRows.length ? [table(`Small-program footprint: ${ONCE[0].note} (lower is better)`, 'footprint', fpRows, names), ''] : []),
   table(`Code size: no_std probe, opt-level=z, LTO, strip${manifest.wasm_opt ? `; ${manifest.wasm_opt}` : '; wasm-opt not installed'}`, 'size', sizeRows, names), '',
+  ...(appRows.length ? [table(`Code size as users build it: a wasm-bindgen cdylib with one export (split, upper-case, join), bytes of the final .wasm; dlmalloc is Rust's default (no #[global_allocator]); ${manifest.wasm_bindgen}${manifest.wasm_opt ? `, ${manifest.wasm_opt}` : ''}`, 'profile', appRows, names), ''] : []),
   ...(wa ? [table('wasm-alloc counters at the end of the run (ALLOC.stats())', 'workload', statRows, ['memory.grow calls', 'pages obtained', 'pages free', 'memory pages']), ''] : []),
   ...(bl && cell[key(WORKLOADS[0].id, bl)].stats !== undefined ? [table(`${bl} counters at the end of the run (ALLOC.stats())`, 'workload', statRowsOf(bl), ['memory.grow calls', 'pages obtained', 'pages free', 'memory pages']), ''] : []),
   ...(baselineRows.length ? [
@@ -692,9 +723,17 @@ const sizeCsv = [
       s.opt_bytes ?? '', s.opt_bytes != null && bumpSize.opt_bytes != null ? s.opt_bytes - bumpSize.opt_bytes : '', s.error || ''].map(csvq).join(',');
   }),
 ].join('\n') + '\n';
+const appSizeCsv = [
+  'allocator,status,release_bytes,release_wasm_opt_O_bytes,size_profile_bytes,size_profile_wasm_opt_Oz_bytes,reason',
+  ...names.map((a) => {
+    const s = appOf(a);
+    return [a, s.error ? 'FAIL' : 'ok', s.release ?? '', s.release_opt ?? '', s.size ?? '', s.size_opt ?? '', s.error || ''].map(csvq).join(',');
+  }),
+].join('\n') + '\n';
 // Plain CSV; the header (date, machine, versions) is in results.txt beside it.
 writeFileSync(path.join(outDir, 'bench.csv'), benchCsv);
 writeFileSync(path.join(outDir, 'size.csv'), sizeCsv);
+if (appSizes.length) writeFileSync(path.join(outDir, 'app-size.csv'), appSizeCsv);
 writeFileSync(path.join(outDir, 'results.txt'), out + '\n');
 writeFileSync(path.join(outDir, 'chart.svg'), svg());
 if (aaCsv.length) {
@@ -718,10 +757,11 @@ if (!QUICK && !PARTIAL) {
   mkdirSync(path.join(outDir, 'history'), { recursive: true });
   writeFileSync(path.join(outDir, 'history', `${name}-bench.csv`), benchCsv);
   writeFileSync(path.join(outDir, 'history', `${name}-size.csv`), sizeCsv);
+  if (appSizes.length) writeFileSync(path.join(outDir, 'history', `${name}-app-size.csv`), appSizeCsv);
   writeFileSync(path.join(outDir, 'history', `${name}-results.txt`), out + '\n');
   if (aaCsv.length) writeFileSync(path.join(outDir, 'history', `${name}-aa.csv`), readFileSync(path.join(outDir, 'aa.csv')));
 }
-log(`bench: wrote ${outDir}/{bench.csv,size.csv,results.txt,chart.svg${aaCsv.length ? ',aa.csv' : ''}${baselineCsv.length ? ',baseline.csv' : ''}}`);
+log(`bench: wrote ${outDir}/{bench.csv,size.csv,${appSizes.length ? 'app-size.csv,' : ''}results.txt,chart.svg${aaCsv.length ? ',aa.csv' : ''}${baselineCsv.length ? ',baseline.csv' : ''}}`);
 
 function svg() {
   const COLORS = { 'wasm-alloc': '#d62728', dlmalloc: '#1f77b4', wasmalloc: '#e377c2', talc: '#2ca02c', rlsf: '#9467bd', lol_alloc: '#ff7f0e', wee_alloc: '#8c564b', bump: '#7f7f7f' };
