@@ -10,6 +10,12 @@
 use core::alloc::Layout;
 use core::fmt;
 
+/// Whether the `checked` feature is on. The glue tests it beside each misuse, which is
+/// always `None` without the feature: then the report path is dead code even where the
+/// locked section is not inlined (a build without LTO), and is not compiled in (3.2 KB of
+/// reporting and formatting in a default release build).
+pub(crate) const ENABLED: bool = cfg!(feature = "checked");
+
 /// What a check found, for the panic message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(not(feature = "checked"), allow(dead_code))]

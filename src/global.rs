@@ -62,7 +62,7 @@ impl<H: Heap> Locked<H> {
     #[inline]
     pub(crate) fn alloc(&self, layout: Layout) -> *mut u8 {
         let (block, misuse) = self.heap.with(|heap| (heap.alloc(layout), heap.take_misuse()));
-        if let Some(misuse) = misuse {
+        if let (true, Some(misuse)) = (checked::ENABLED, misuse) {
             checked::report(misuse, "alloc", None, layout);
         }
         block.map_or(ptr::null_mut(), NonNull::as_ptr)
@@ -76,7 +76,7 @@ impl<H: Heap> Locked<H> {
             let block = heap.alloc(layout);
             (block, heap.last_zeroed(layout), heap.take_misuse())
         });
-        if let Some(misuse) = misuse {
+        if let (true, Some(misuse)) = (checked::ENABLED, misuse) {
             checked::report(misuse, "alloc", None, layout);
         }
         let Some(block) = block else {
@@ -101,7 +101,7 @@ impl<H: Heap> Locked<H> {
             unsafe { heap.dealloc(block, layout) };
             heap.take_misuse()
         });
-        if let Some(misuse) = misuse {
+        if let (true, Some(misuse)) = (checked::ENABLED, misuse) {
             checked::report(misuse, "dealloc", Some(ptr.addr()), layout);
         }
     }
@@ -122,7 +122,7 @@ impl<H: Heap> Locked<H> {
             // SAFETY: the caller's contract.
             (unsafe { heap.resize_in_place(old, layout, new_size) }, heap.take_misuse())
         });
-        if let Some(misuse) = misuse {
+        if let (true, Some(misuse)) = (checked::ENABLED, misuse) {
             checked::report(misuse, "realloc", Some(ptr.addr()), layout);
         }
         if in_place {
