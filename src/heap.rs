@@ -149,10 +149,11 @@ impl<M: Memory> Heap for ClassHeap<M> {
         let Some(class) = class_of(layout.size(), layout.align()) else {
             return self.alloc_run(layout);
         };
-        if !self.runs.checks.list_is_sound(&self.runs.memory, &self.classes, class) {
-            self.classes.forget_list(class);
-        }
         loop {
+            // The checked mode looks at the free list of the span the slot comes from.
+            if !self.runs.checks.list_is_sound(&self.runs.memory, &self.classes, class) {
+                self.classes.forget_list(class);
+            }
             if let Some(slot) = self.classes.pop(class) {
                 return Some(slot);
             }
