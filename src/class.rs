@@ -396,8 +396,9 @@ impl SizeClasses {
         true
     }
 
-    /// Returns a slot to its span; when that empties the span, caches it or returns it
-    /// to the page layer, and then says so (`true`: its units went back).
+    /// Returns a slot to its span, which rejoins the list if it was out of it (full);
+    /// when that empties the span, keeps it as the class's empty span or returns it to
+    /// the page layer, and then says so (`true`: its units went back).
     ///
     /// # Safety
     /// `slot` was handed out for `class` by this `SizeClasses` and is not in use.
