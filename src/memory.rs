@@ -86,7 +86,9 @@ pub struct WasmMemory {
     /// bitmap's zeros) into a data segment, as it must for a `static` with one byte set.
     /// Not on WASI, where there is no initial heap to take, so `new` may as well be
     /// secondary: there an all-zero static made the wasm32-wasip2 test binary fail at
-    /// startup ("a slot freed into an empty span", issue 17; cause not found yet).
+    /// startup ("a slot freed into an empty span": std's `env::args` freed a block of
+    /// wasi-libc's `malloc` through the global allocator; the README's "wasm32-wasip2"
+    /// says why that is not safe yet, in either layout).
     /// Off wasm32 there is no initial heap to take.
     #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
     secondary: bool,
