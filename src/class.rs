@@ -129,7 +129,7 @@ const fn capacity(class: usize) -> u32 {
 }
 
 /// Slots in a span of each class, for the checks and `stats` (the fast paths read a
-/// span's own `capacity`, so that this table stays out of the allocation code).
+/// span's own `end` and `size`, so that this table stays out of the allocation code).
 const CAPACITY: [u32; CLASSES] = {
     let mut table = [0u32; CLASSES];
     let mut class = 0;
@@ -760,8 +760,16 @@ impl ClassCounts {
 /// The span a slot of `class` lies in: its address masked to the span size.
 #[inline(always)]
 fn span_of(slot: NonNull<u8>, class: usize) -> *mut Span {
+    span_start(slot, class).cast()
+}
+
+/// The start of the span of `class` that `slot` lies in (or would, for the checked mode,
+/// which asks of any pointer): its address masked to the span size, as spans are aligned
+/// to their size.
+#[inline(always)]
+pub(crate) fn span_start(slot: NonNull<u8>, class: usize) -> *mut u8 {
     let slot = slot.as_ptr();
-    slot.wrapping_sub(slot.addr() & (span_bytes(class) - 1)).cast()
+    slot.wrapping_sub(slot.addr() & (span_bytes(class) - 1))
 }
 
 // Host tests over a region; the wasm tests are in tests/.

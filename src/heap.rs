@@ -9,7 +9,7 @@ use core::alloc::Layout;
 use core::ptr::NonNull;
 
 use crate::checked::{Checks, Misuse};
-use crate::class::{class_of, SizeClasses};
+use crate::class::{class_of, span_start, SizeClasses};
 use crate::global::Heap;
 use crate::memory::{Memory, PAGE_SIZE};
 use crate::page::{align_in_units, units_for, PageMap, UNIT};
@@ -185,7 +185,7 @@ impl<M: Memory> Heap for ClassHeap<M> {
         }
         // SAFETY: as above.
         if unsafe { self.classes.push(&runs.memory, &mut runs.pages, class, ptr) } {
-            let start = runs.unit_of(ptr) & !(SizeClasses::span_units(class) - 1);
+            let start = runs.memory.offset(span_start(ptr, class)) / UNIT;
             runs.checks.freed_units(start..start + SizeClasses::span_units(class));
         }
     }

@@ -10,7 +10,7 @@ use core::ops::Range;
 use core::ptr::{self, NonNull};
 
 use super::Misuse;
-use crate::class::{next_free, slot_size, SizeClasses};
+use crate::class::{next_free, slot_size, span_start, SizeClasses};
 use crate::memory::{Memory, PAGE_SIZE};
 use crate::page::{PageMap, UNIT, UNITS_PER_PAGE, UNIT_LIMIT};
 
@@ -99,9 +99,7 @@ impl Checks {
         };
         // SAFETY: a free slot of `class`: `slot_size(class)` bytes the allocator owns.
         let next = unsafe { next_free(head) };
-        let span_bytes = SizeClasses::span_units(class) * UNIT;
-        let same_span =
-            |next: NonNull<u8>| next.as_ptr().addr() / span_bytes == head.as_ptr().addr() / span_bytes;
+        let same_span = |next: NonNull<u8>| span_start(next, class) == span_start(head, class);
         let next_ok = NonNull::new(next)
             .is_none_or(|next| same_span(next) && self.slot_misuse(memory, next, class).is_none());
         if !next_ok || !poison_intact(head, class) {
@@ -269,13 +267,6 @@ impl Checks {
     }
 }
 
-/// The start of the span of `class` that `slot` would lie in: its address masked to the
-/// span size (spans are aligned to their size).
-fn span_start(slot: NonNull<u8>, class: usize) -> *mut u8 {
-    let span_bytes = SizeClasses::span_units(class) * UNIT;
-    slot.as_ptr().wrapping_sub(slot.as_ptr().addr() % span_bytes)
-}
-
 /// Whether the empty span at `span` of `class` is intact: every slot it handed out,
 /// but for `unlisted` (the one being freed, already poisoned), is on its free list once,
 /// with its poison. A write after free into one of them is reported with the slot written
@@ -287,7 +278,8 @@ fn empty_span_misuse<M: Memory>(memory: &M, span: *mut u8, class: usize, unliste
     let size = slot_size(class);
     let slots = SizeClasses::slots_of(memory.offset(span), class);
     let handed_out = slots.start..memory.offset(header.handed_out_end);
-    let expected = (handed_out.end - handed_out.start) / size - unlisted;
+    // Saturating: a check must not overflow under the lock, even over a corrupt header.
+    let expected = (handed_out.end.saturating_sub(handed_out.start) / size).saturating_sub(unlisted);
     let (mut entry, mut listed) = (header.free, 0);
     let mut written_over = span;
     while let Some(slot) = NonNull::new(entry) {
